@@ -1,0 +1,1 @@
+"""Shared mechanics. Nothing in here imports a domain: domains plug into these pieces."""

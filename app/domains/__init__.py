@@ -1,0 +1,1 @@
+"""One package per upstream system. The app lists them explicitly in ``app.main.DOMAINS``."""
