@@ -105,3 +105,19 @@ def content_event_id(event_type: str, body: Any) -> str:
     h.update(b"\x00")
     h.update(canonical_json(body))
     return h.hexdigest()
+
+
+def load_samples(domain: str) -> list[Sample]:
+    """The seed samples of ``domain`` from ``samples/<domain>/``.
+
+    File names are ``<event-type>--<label>.json`` for domains whose event type travels in a header, or
+    ``<label>.json`` where the body names its own type. Sorted, so the demo publishes them in a stable order.
+    """
+    from app.core.paths import SAMPLES_DIR
+
+    out: list[Sample] = []
+    for path in sorted((SAMPLES_DIR / domain).glob("*.json")):
+        stem = path.stem
+        event_type = stem.split("--", 1)[0] if "--" in stem else None
+        out.append(Sample(name=stem, value=path.read_bytes(), event_type=event_type))
+    return out

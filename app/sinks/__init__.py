@@ -1,0 +1,1 @@
+"""Sinks: where Switchyard writes outside Kafka."""

@@ -1,0 +1,90 @@
+"""The CRM command: the one message format on ``crm.commands``.
+
+Domains (Vome, appointments) emit commands; the CRM sink executes them. A command is CRM-neutral: it names a
+contact by an external id and carries allow-listed properties only, so no personal field of a raw event can
+reach a CRM unless it is named here. The Kafka key of a command is its ``contact_id``, so all commands of one
+contact sit in one partition, in order.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+CommandOp = Literal["contact.upsert", "contact.archive", "contact.erase", "activity.upsert", "activity.delete"]
+IdProperty = Literal["vome_user_id", "email", "external_id"]
+ActivityStatus = Literal["SCHEDULED", "COMPLETED", "CANCELED", "NO_SHOW", "REQUESTED"]
+
+#: Contact properties a command may set. The reference CRM defines exactly these (and rejects others).
+CONTACT_PROPERTIES: frozenset[str] = frozenset(
+    {
+        "vome_user_id",
+        "external_id",
+        "email",
+        "firstname",
+        "lastname",
+        "phone",
+        "city",
+        "country",
+        "language",
+        "lifecyclestage",
+        "vome_status",
+        "vome_last_form_id",
+        "vome_last_form_status",
+        "vome_last_form_submitted_at",
+        "vome_onboarding_steps_done",
+        "vome_onboarding_steps_total",
+        "vome_sequence_id",
+        "source_system",
+    }
+)
+
+#: Activity (HubSpot meeting) properties a command may set.
+ACTIVITY_PROPERTIES: frozenset[str] = frozenset(
+    {
+        "title",
+        "start",
+        "end",
+        "status",
+        "hours_approved",
+        "kind",
+        "location",
+        "meeting_type",
+        "source_system",
+    }
+)
+
+PropertyValue = str | int | float | bool | None
+
+
+class CrmCommand(BaseModel):
+    """One idempotent instruction to the CRM.
+
+    ``command_id`` is deterministic (same upstream delivery -> same id): the sink and the reference CRM use it as
+    the idempotency key, so a redelivered command has no second effect. ``sequence`` orders commands of one
+    contact when they share a source timestamp (the producer's own order).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    command_id: str = Field(min_length=8, max_length=128)
+    op: CommandOp
+    contact_id: str = Field(min_length=1, max_length=255)
+    id_property: IdProperty = "vome_user_id"
+    activity_id: str | None = Field(default=None, max_length=255)
+    properties: dict[str, PropertyValue] = Field(default_factory=dict)
+    source: str
+    source_event_id: str
+    issued_at: datetime
+
+    @model_validator(mode="after")
+    def _allowed(self) -> CrmCommand:
+        allowed = ACTIVITY_PROPERTIES if self.op.startswith("activity.") else CONTACT_PROPERTIES
+        unknown = sorted(set(self.properties) - allowed)
+        if unknown:
+            raise ValueError(f"properties not in the {self.op.split('.')[0]} allow-list: {', '.join(unknown)}")
+        if self.op.startswith("activity.") and not self.activity_id:
+            raise ValueError(f"{self.op} needs an activity_id")
+        return self
