@@ -76,17 +76,59 @@ class Sample:
         return ((EVENT_TYPE_HEADER, self.event_type.encode()),) if self.event_type else ()
 
 
+@dataclass(frozen=True, slots=True)
+class Emit:
+    """A record to produce. ``topic`` is a catalog name; ``value`` is JSON-ready (encoded with orjson), raw
+    ``bytes`` (sent as is, e.g. Avro), or ``None`` for a tombstone on a compacted topic."""
+
+    topic: str
+    key: str | None
+    value: Any
+    headers: Headers = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Folded:
+    """Result of a table fold: the key's new state (``None`` deletes the key) and what to emit because of it."""
+
+    state: Any
+    emits: Sequence[Emit] = ()
+    changed: bool = True
+
+
+@dataclass(frozen=True)
+class TableRule:
+    """A changelog-backed table and the pure fold that maintains it.
+
+    Faust tables are partitioned like the stream that writes them, so every table is fed by a topic keyed by the
+    table's own key (``source_topic``; a repartition topic where no natural one exists, Kafka Streams style).
+    ``fold(state, value, now)`` must be idempotent for a redelivered value: stage one is at-least-once, so the
+    same update can arrive twice after a crash. ``value`` is the decoded JSON of the source record, or ``None``
+    for a tombstone (erasure).
+    """
+
+    name: str
+    source_topic: str
+    fold: Callable[[Any, Any, datetime], Folded]
+
+
 @dataclass(frozen=True)
 class DomainRules:
     """The pure side of a domain: everything that runs without a broker.
 
-    ``process(raw, now)`` decodes, validates and enriches one record. ``event_types`` lists the values
-    ``check --type`` accepts (empty when the type is read from the body). ``samples`` returns the seed examples
-    the demo publishes. ``key_of`` derives the Kafka key from a body for ``switchyard produce``.
+    Stage one, per raw record: ``process(raw, now)`` decodes, validates and enriches (or raises a
+    :class:`~app.core.errors.RecordError`); after dedupe on ``Processed.event_id``, ``route(processed, now)`` says
+    what to produce (enriched topics, repartition topics feeding tables, CRM commands). Stage two: each
+    :class:`TableRule` folds its source topic into a table and emits snapshots.
+
+    ``event_types`` lists what ``check --type`` accepts (empty when the body names its type). ``samples`` returns
+    the seed examples the demo publishes. ``key_of`` derives the Kafka key of a raw body for ``produce``.
     """
 
     name: str
     process: Callable[[RawRecord, datetime], Processed]
+    route: Callable[[Processed, datetime], Sequence[Emit]] = lambda processed, now: ()
+    tables: Sequence[TableRule] = ()
     event_types: Sequence[str] = ()
     samples: Callable[[], Sequence[Sample]] = lambda: ()
     key_of: Callable[[bytes, str | None], bytes | None] = lambda body, event_type: None
