@@ -1,0 +1,122 @@
+"""The topic catalog (``topics/catalog.yaml``) and the admin operations on it.
+
+Code never spells a topic name: it asks the catalog for a domain's raw or dead-letter topic, or names a catalog
+entry, and :meth:`Settings.topic` adds the deployment's prefix. ``create`` is idempotent and never alters a
+topic that exists: a differing partition count or config is reported as drift for a human to decide.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict
+
+from app.core.errors import ConfigError
+from app.core.paths import TOPICS_DIR
+
+Role = Literal["raw", "output", "snapshot", "feed", "deadletter", "unhandled", "commands"]
+
+_DURATION = re.compile(r"^(\d+)([dhm])$")
+_UNIT_MS = {"d": 86_400_000, "h": 3_600_000, "m": 60_000}
+
+
+def duration_ms(text: str) -> int:
+    """``7d`` / ``12h`` / ``30m`` -> milliseconds; ``infinite`` -> -1 (Kafka's "keep forever")."""
+    if text == "infinite":
+        return -1
+    m = _DURATION.match(text)
+    if not m:
+        raise ConfigError(f"retention {text!r} is not <n>d, <n>h, <n>m or 'infinite'")
+    return int(m.group(1)) * _UNIT_MS[m.group(2)]
+
+
+class TopicSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    domain: str
+    role: Role
+    key: str
+    value: Literal["json", "avro", "bytes"]
+    schema_file: str | None = None
+    headers: tuple[str, ...] = ()
+    retention: str = "7d"
+    cleanup: Literal["delete", "compact", "compact,delete"] = "delete"
+    partitions: int | None = None
+    exactly_once: bool = False
+
+    def kafka_config(self) -> dict[str, str]:
+        """The topic-level configs Switchyard owns (and checks for drift)."""
+        cfg = {"cleanup.policy": self.cleanup}
+        if self.cleanup != "compact":
+            cfg["retention.ms"] = str(duration_ms(self.retention))
+        return cfg
+
+
+class DomainEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    package: str
+    exactly_once: bool = False
+
+
+@dataclass(frozen=True)
+class Catalog:
+    default_partitions: int
+    domains: dict[str, DomainEntry]
+    topics: dict[str, TopicSpec] = field(default_factory=dict)
+
+    def get(self, name: str) -> TopicSpec:
+        try:
+            return self.topics[name]
+        except KeyError:
+            raise ConfigError(f"topic {name!r} is not in the catalog ({TOPICS_DIR / 'catalog.yaml'})") from None
+
+    def of_domain(self, domain: str, role: Role | None = None) -> list[TopicSpec]:
+        return [t for t in self.topics.values() if t.domain == domain and (role is None or t.role == role)]
+
+    def one(self, domain: str, role: Role) -> TopicSpec:
+        found = self.of_domain(domain, role)
+        if len(found) != 1:
+            raise ConfigError(f"domain {domain!r} must have exactly one {role} topic in the catalog, has {len(found)}")
+        return found[0]
+
+    def raw_topic(self, domain: str) -> TopicSpec:
+        return self.one(domain, "raw")
+
+    def deadletter_topic(self, domain: str) -> TopicSpec:
+        return self.one(domain, "deadletter")
+
+    def domain_of_topic(self, name: str) -> str:
+        return self.get(name).domain
+
+
+def load_catalog(path: Path | None = None) -> Catalog:
+    path = path or TOPICS_DIR / "catalog.yaml"
+    try:
+        doc: dict[str, Any] = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read topic catalog {path}: {exc}") from exc
+    defaults = doc.get("defaults", {})
+    domains = {n: DomainEntry(name=n, **(d or {})) for n, d in doc.get("domains", {}).items()}
+    topics: dict[str, TopicSpec] = {}
+    for name, spec in doc.get("topics", {}).items():
+        spec = dict(spec)
+        if "schema" in spec:
+            spec["schema_file"] = spec.pop("schema")
+        spec.setdefault("retention", defaults.get("retention", "7d"))
+        spec.setdefault("cleanup", defaults.get("cleanup", "delete"))
+        topics[name] = TopicSpec(name=name, **spec)
+    return Catalog(default_partitions=int(defaults.get("partitions", 6)), domains=domains, topics=topics)
+
+
+@cache
+def catalog() -> Catalog:
+    """The project's catalog, parsed once per process."""
+    return load_catalog()

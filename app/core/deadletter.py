@@ -1,0 +1,96 @@
+"""The one dead-letter path: build the record (pure) and publish it; list and replay dead letters.
+
+A dead-letter record is the original record, untouched (value bytes, key, headers), plus the error headers of
+ARCHITECTURE.md. Replay sends it back to ``switchyard.source.topic`` with the error headers removed and
+``switchyard.replay.count`` incremented; a record already replayed ``max_replays`` times is refused, so a record
+that keeps failing cannot loop forever.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from app import __version__
+from app.core.clock import iso
+from app.core.errors import RecordError
+from app.core.records import Headers, RawRecord
+
+ERROR_PREFIX = "switchyard.error."
+STAGE = "switchyard.error.stage"
+CODE = "switchyard.error.code"
+MESSAGE = "switchyard.error.message"
+PATH = "switchyard.error.path"
+SOURCE_TOPIC = "switchyard.source.topic"
+SOURCE_PARTITION = "switchyard.source.partition"
+SOURCE_OFFSET = "switchyard.source.offset"
+FAILED_AT = "switchyard.failed.at"
+APP_VERSION = "switchyard.app.version"
+REPLAY_COUNT = "switchyard.replay.count"
+
+DLQ_HEADERS = (STAGE, CODE, MESSAGE, PATH, SOURCE_TOPIC, SOURCE_PARTITION, SOURCE_OFFSET, FAILED_AT, APP_VERSION)
+_MAX_MESSAGE = 500
+
+
+def error_headers(raw: RawRecord, err: RecordError, now: datetime) -> Headers:
+    return (
+        (STAGE, err.stage.encode()),
+        (CODE, err.code.encode()),
+        (MESSAGE, err.message[:_MAX_MESSAGE].encode()),
+        (PATH, err.path.encode()),
+        (SOURCE_TOPIC, raw.topic.encode()),
+        (SOURCE_PARTITION, str(raw.partition).encode()),
+        (SOURCE_OFFSET, str(raw.offset).encode()),
+        (FAILED_AT, iso(now).encode()),
+        (APP_VERSION, __version__.encode()),
+    )
+
+
+def deadletter_headers(raw: RawRecord, err: RecordError, now: datetime) -> Headers:
+    """Original headers first (untouched, in order), then the error headers."""
+    return tuple(raw.headers) + error_headers(raw, err, now)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A dead-letter record read back from a DLQ topic, for ``dlq list`` and ``dlq replay``."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Headers
+
+    def get(self, name: str) -> str:
+        return next((v.decode("utf-8", "replace") for k, v in reversed(self.headers) if k == name), "")
+
+    @property
+    def replays(self) -> int:
+        try:
+            return int(self.get(REPLAY_COUNT) or 0)
+        except ValueError:
+            return 0
+
+    def replay_headers(self) -> Headers:
+        """Original headers without error headers or old replay counts, plus the incremented replay count."""
+        kept = tuple(
+            (k, v)
+            for k, v in self.headers
+            if not (k.startswith(ERROR_PREFIX) or k in DLQ_HEADERS or k == REPLAY_COUNT)
+        )
+        return (*kept, (REPLAY_COUNT, str(self.replays + 1).encode()))
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "dlq_topic": self.topic,
+            "partition": self.partition,
+            "offset": self.offset,
+            "stage": self.get(STAGE),
+            "code": self.get(CODE),
+            "path": self.get(PATH),
+            "message": self.get(MESSAGE),
+            "source": f"{self.get(SOURCE_TOPIC)}[{self.get(SOURCE_PARTITION)}]@{self.get(SOURCE_OFFSET)}",
+            "failed_at": self.get(FAILED_AT),
+            "replays": self.replays,
+        }
