@@ -44,13 +44,15 @@ def faust_credentials(settings: Settings) -> Any:
 
 
 def build_faust_app(settings: Settings) -> faust.App:
+    datadir = settings.data_dir / settings.app_id / worker_id(settings)
+    datadir.mkdir(parents=True, exist_ok=True)
     brokers = [f"kafka://{b.strip()}" for b in settings.broker.split(",") if b.strip()]
     return faust.App(
         settings.app_id,
         broker=brokers,
         broker_credentials=faust_credentials(settings),
         store=settings.store,
-        datadir=str(settings.data_dir / worker_id(settings)),
+        datadir=str(datadir),
         autodiscover=False,
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication,

@@ -180,18 +180,12 @@ class Runtime:
         self.metrics.e2e_lag_seconds.labels(domain).observe(max(lag, 0.0))
 
     def _seen_table(self, domain: str) -> Any:
-        ttl = float(self.settings.dedupe_ttl_seconds)
-        changelog = self.app.topic(
-            f"{self.settings.app_id}-{domain}-seen-changelog",
-            partitions=self.settings.topic_partitions,
-            compacting=True,
-            deleting=True,
-            retention=ttl,
-            internal=True,
-            **RAW,
-        )
+        ttl_ms = str(self.settings.dedupe_ttl_seconds * 1000)
         return self.app.Table(
-            f"{domain}-seen", partitions=self.settings.topic_partitions, changelog_topic=changelog, **RAW
+            f"{domain}-seen",
+            partitions=self.settings.topic_partitions,
+            key_type=bytes, value_type=bytes,
+            extra_topic_configs={"cleanup.policy": "compact,delete", "retention.ms": ttl_ms},
         )
 
     # ---- stage two -----------------------------------------------------------------------------------------
@@ -200,7 +194,7 @@ class Runtime:
             self._fold_table(rules.name, rule)
 
     def _fold_table(self, domain: str, rule: TableRule) -> None:
-        table = self.app.Table(f"{domain}-{rule.name}", partitions=self.settings.topic_partitions, **RAW)
+        table = self.app.Table(f"{domain}-{rule.name}", partitions=self.settings.topic_partitions, key_type=bytes, value_type=bytes)
         holder = DomainTable(domain, rule, table)
         self.tables[(domain, rule.name)] = holder
         source = self.topic(rule.source_topic)

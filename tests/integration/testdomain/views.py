@@ -1,0 +1,6 @@
+from app.core.runtime import Runtime
+from app.core.web import table_query
+
+
+def register(runtime: Runtime) -> None:
+    table_query(runtime, "/api/testdomain/{id}", "testdomain", "totals", "id")
