@@ -1,0 +1,217 @@
+"""``switchyard demo``: a real broker, a real worker, every domain's seed samples, and what happened.
+
+Everything runs on this machine: the embedded KRaft broker (unless SWITCHYARD_BROKER is set), the reference CRM,
+and one ``switchyard worker`` subprocess. Per domain the demo publishes the seed samples plus one deliberately
+broken record, waits until the worker has consumed them, and prints in / accepted / dead-lettered / outputs,
+read from the worker's own ``/metrics``, with the topics and URLs to look at.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from app.core.catalog import Catalog, load_catalog
+from app.core.kafka import producer
+from app.core.paths import STATE_DIR
+from app.core.records import DomainRules, Sample
+from app.settings import Settings
+
+BROKEN = Sample(name="broken-json", value=b'{"truncated": ')
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+@contextmanager
+def embedded_broker(data_dir: Path) -> Iterator[str]:
+    from app.broker import EmbeddedBroker
+
+    broker = EmbeddedBroker(data_dir=data_dir, log_file=data_dir / "kafka.log")
+    started = time.monotonic()
+    bootstrap = broker.start()
+    say(f"  broker   {bootstrap} (embedded KRaft, started in {time.monotonic() - started:.1f}s, log {data_dir / 'kafka.log'})")
+    try:
+        yield bootstrap
+    finally:
+        broker.stop()
+
+
+@contextmanager
+def subprocess_service(name: str, args: list[str], env: dict[str, str], log_file: Path) -> Iterator[None]:
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("wb") as out:
+        proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def wait_http(url: str, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"{what} not ready at {url} after {timeout:.0f}s")
+
+
+def domain_rules(catalog: Catalog, name: str) -> DomainRules:
+    rules: DomainRules = importlib.import_module(f"{catalog.domains[name].package}.rules").RULES
+    return rules
+
+
+async def publish(settings: Settings, catalog: Catalog, domains: list[str]) -> dict[str, int]:
+    sent: dict[str, int] = {}
+    prod = producer(settings)
+    await prod.start()
+    try:
+        for name in domains:
+            rules = domain_rules(catalog, name)
+            topic = settings.topic(catalog.raw_topic(name).name)
+            samples = [*rules.samples(), BROKEN]
+            for s in samples:
+                key = s.key or rules.key_of(s.value, s.event_type)
+                await prod.send_and_wait(topic, s.value, key=key, headers=list(s.headers))
+            sent[name] = len(samples)
+    finally:
+        await prod.stop()
+    return sent
+
+
+def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    out: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+    for fam in text_string_to_metric_families(httpx.get(url, timeout=5).text):
+        for s in fam.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def total(metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
+    return sum(v for (n, ls), v in metrics.items() if n == name and all((k, val) in ls for k, val in labels.items()))
+
+
+def run_demo(*, once: bool, timeout: float) -> int:
+    base = Settings()
+    catalog = load_catalog(base.catalog_file)
+    domains = [d for d in catalog.domains if _has_agents(catalog, d)]
+    root = STATE_DIR / "demo"
+    say("Switchyard demo")
+    with ExitStack() as stack:
+        bootstrap = base.broker or stack.enter_context(embedded_broker(root / "broker"))
+        if base.broker:
+            say(f"  broker   {bootstrap} (SWITCHYARD_BROKER)")
+        web_port, crm_port = free_port(), free_port()
+        env = {
+            **os.environ,
+            "SWITCHYARD_BROKER": bootstrap,
+            "SWITCHYARD_APP_ID": base.app_id if base.broker else "switchyard-demo",
+            "SWITCHYARD_WEB_PORT": str(web_port),
+            "SWITCHYARD_DATA_DIR": str(root / "data"),
+            "SWITCHYARD_CRM_BASE_URL": f"http://127.0.0.1:{crm_port}",
+        }
+        settings = Settings(broker=bootstrap, app_id=env["SWITCHYARD_APP_ID"], web_port=web_port)
+        cli = [sys.executable, "-m", "app"]
+        stack.enter_context(subprocess_service(
+            "crm", [*cli, "crm-reference", "--port", str(crm_port), "--db", str(root / "crm.sqlite3")], env,
+            root / "crm.log"))
+        say(f"  CRM      http://127.0.0.1:{crm_port} (reference CRM, state in {root / 'crm.sqlite3'})")
+        stack.enter_context(subprocess_service("worker", [*cli, "worker"], env, root / "worker.log"))
+        web = f"http://127.0.0.1:{web_port}"
+        wait_http(f"{web}/health/ready", timeout, "worker")
+        say(f"  worker   {web} (log {root / 'worker.log'})")
+        sent = asyncio.run(publish(settings, catalog, domains))
+        say(f"  published {sum(sent.values())} records: " + ", ".join(f"{d} {n}" for d, n in sent.items()))
+        metrics = _wait_consumed(f"{web}/metrics", sent, timeout)
+        ok = _summary(metrics, sent, catalog, settings, web)
+        if not once:
+            say("\nRunning. Ctrl-C to stop.")
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                pass
+        return 0 if ok else 1
+
+
+def _has_agents(catalog: Catalog, name: str) -> bool:
+    try:
+        importlib.import_module(f"{catalog.domains[name].package}.agents")
+    except ModuleNotFoundError:
+        return False
+    return True
+
+
+def _wait_consumed(url: str, sent: dict[str, int], timeout: float) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    deadline = time.monotonic() + timeout
+    while True:
+        metrics = scrape(url)
+        done = all(
+            total(metrics, "switchyard_events_in_total", domain=d) >= n
+            and total(metrics, "switchyard_events_accepted_total", domain=d)
+            + total(metrics, "switchyard_events_rejected_total", domain=d)
+            + total(metrics, "switchyard_dedupe_hits_total", domain=d)
+            >= n
+            for d, n in sent.items()
+        )
+        if done or time.monotonic() > deadline:
+            time.sleep(1.0)  # let stage two (tables, snapshots) catch up before the final scrape
+            return scrape(url)
+        time.sleep(0.5)
+
+
+def _summary(metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float], sent: dict[str, int],
+             catalog: Catalog, settings: Settings, web: str) -> bool:
+    ok = True
+    say("\nWhat happened")
+    say(f"  {'domain':<13}{'sent':>5}{'in':>5}{'accepted':>10}{'dead-lettered':>15}{'dupes':>7}  outputs")
+    for d, n in sent.items():
+        seen = total(metrics, "switchyard_events_in_total", domain=d)
+        acc = total(metrics, "switchyard_events_accepted_total", domain=d)
+        rej = total(metrics, "switchyard_events_rejected_total", domain=d)
+        dup = total(metrics, "switchyard_dedupe_hits_total", domain=d)
+        outs = ", ".join(
+            f"{t.name} {int(total(metrics, 'switchyard_outputs_total', topic=t.name))}"
+            for t in catalog.of_domain(d)
+            if t.role in ("output", "snapshot", "unhandled") and total(metrics, "switchyard_outputs_total", topic=t.name)
+        )
+        ok = ok and seen >= n and acc + rej + dup >= n
+        say(f"  {d:<13}{n:>5}{int(seen):>5}{int(acc):>10}{int(rej):>15}{int(dup):>7}  {outs or '-'}")
+    crm = int(total(metrics, "switchyard_outputs_total", topic="crm.commands"))
+    say(f"  crm.commands written: {crm}")
+    say("\nWhere to look")
+    say(f"  metrics      {web}/metrics")
+    say(f"  health       {web}/health/ready")
+    say("  dead letters SWITCHYARD_BROKER=... switchyard dlq list   (one broken record per domain is expected)")
+    say(f"  topics       prefix '{settings.topic_prefix}' on {settings.broker}: switchyard topics list")
+    if not ok:
+        say("\nSome samples were not processed in time: see the worker log.")
+    return ok
