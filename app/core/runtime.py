@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -90,7 +90,8 @@ class Runtime:
         self.clock = clock
         self.tables: dict[tuple[str, str], DomainTable] = {}
         self._topics: dict[str, Any] = {}
-        self.startup_hooks: list[Callable[[], Awaitable[None]]] = []
+        #: worker-wide helpers registered by domains (e.g. the webhook ingress), created once
+        self.services: dict[str, Any] = {}
 
     # ---- topics and producing ------------------------------------------------------------------------------
     def topic(self, name: str) -> Any:
