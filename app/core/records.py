@@ -79,10 +79,11 @@ class Sample:
 @dataclass(frozen=True, slots=True)
 class Emit:
     """A record to produce. ``topic`` is a catalog name; ``value`` is JSON-ready (encoded with orjson), raw
-    ``bytes`` (sent as is, e.g. Avro), or ``None`` for a tombstone on a compacted topic."""
+    ``bytes`` (sent as is, e.g. Avro), or ``None`` for a tombstone on a compacted topic. ``key`` may be raw
+    ``bytes`` where an output keeps the raw record's key untouched (an ``unhandled`` topic)."""
 
     topic: str
-    key: str | None
+    key: str | bytes | None
     value: Any
     headers: Headers = ()
 
