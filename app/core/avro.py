@@ -58,16 +58,21 @@ def schema_from_json(schema: Mapping[str, Any] | str) -> AvroSchema:
     """Build an :class:`AvroSchema` from a schema document (a dict, or a primitive type name)."""
     raw: Any = dict(schema) if isinstance(schema, Mapping) else schema
     canonical = to_parsing_canonical_form(raw)
-    crc = int(_fingerprint(canonical, "CRC-64-AVRO"), 16)
+    # fastavro spells the fingerprint as the hex of its little-endian bytes, the order the wire wants.
+    fp = bytes.fromhex(_fingerprint(canonical, "CRC-64-AVRO"))
     parsed = fastavro.parse_schema(raw)
     name = parsed.get("name", str(raw)) if isinstance(parsed, dict) else str(raw)
-    return AvroSchema(name=name, parsed=parsed, canonical=canonical, fingerprint=crc.to_bytes(8, "little"))
+    return AvroSchema(name=name, parsed=parsed, canonical=canonical, fingerprint=fp)
+
+
+def load_schema(stem: str, directory: Path = AVRO_DIR) -> AvroSchema:
+    """``schemas/avro/<stem>.avsc``, parsed once per process (one object per file, however it is named)."""
+    return _load((directory / f"{stem}.avsc").resolve())
 
 
 @cache
-def load_schema(stem: str, directory: Path = AVRO_DIR) -> AvroSchema:
-    """``schemas/avro/<stem>.avsc``, parsed once per process."""
-    return schema_from_json(json.loads((directory / f"{stem}.avsc").read_text()))
+def _load(path: Path) -> AvroSchema:
+    return schema_from_json(json.loads(path.read_text()))
 
 
 @cache
