@@ -382,10 +382,9 @@ def session_stream(
         doc = unhandled_event(rng, next_id, start + timedelta(hours=rng.randrange(span_hours)))
         next_id += 1
         records.insert(rng.randrange(len(records) + 1), _record(doc, UNHANDLED, "unhandled"))
+    valid = [r.value for r in records if r.expect == ACCEPT]
     for _ in range(int(len(records) * invalid_rate)):
-        source = orjson.loads(rng.choice(records).value)
-        if source.get("eventName") != SESSION_DONE:
-            continue
+        source = orjson.loads(rng.choice(valid))
         source["id"] = next_id
         next_id += 1
         label, value, code = rng.choice(invalid_variants(rng, source))
