@@ -75,8 +75,11 @@ def document(catalog: Catalog) -> dict[str, Any]:
         operations[f"{action}_{cid}"] = {"action": action, "channel": {"$ref": f"#/channels/{cid}"}}
     return {
         "asyncapi": "3.0.0",
-        "info": {"title": "Switchyard", "version": __version__,
-                 "description": "Topics Switchyard consumes (receive) and produces (send)."},
+        "info": {
+            "title": "Switchyard",
+            "version": __version__,
+            "description": "Topics Switchyard consumes (receive) and produces (send).",
+        },
         "defaultContentType": "application/json",
         "channels": channels,
         "operations": operations,

@@ -36,7 +36,9 @@ def _catalog(settings: Settings) -> Catalog:
 def _rules(settings: Settings, domain: str) -> DomainRules:
     cat = _catalog(settings)
     if domain not in cat.domains:
-        raise click.BadParameter(f"unknown domain {domain!r}; known: {', '.join(cat.domains)}", param_hint="DOMAIN")
+        raise click.BadParameter(
+            f"unknown domain {domain!r}; known: {', '.join(cat.domains)}", param_hint="DOMAIN"
+        )
     module = importlib.import_module(f"{cat.domains[domain].package}.rules")
     rules: DomainRules = module.RULES
     return rules
@@ -75,8 +77,12 @@ def main() -> None:
 
 # ---- worker ----------------------------------------------------------------------------------------------------
 @main.command()
-@click.option("--create-topics/--no-create-topics", default=True, show_default=True,
-              help="Create missing catalog topics before starting.")
+@click.option(
+    "--create-topics/--no-create-topics",
+    default=True,
+    show_default=True,
+    help="Create missing catalog topics before starting.",
+)
 def worker(create_topics: bool) -> None:
     """Run a worker: every catalog domain's agents, tables, HTTP endpoints and the CRM sink.
 
@@ -115,7 +121,9 @@ def topics_create() -> None:
     report = asyncio.run(ensure_topics(settings, _catalog(settings)))
     _echo_json(report.as_dict())
     if report.drift:
-        click.echo(f"{len(report.drift)} topic(s) drifted from the catalog: review, then alter by hand", err=True)
+        click.echo(
+            f"{len(report.drift)} topic(s) drifted from the catalog: review, then alter by hand", err=True
+        )
 
 
 @topics.command("list")
@@ -136,7 +144,9 @@ def _read_input(file: str) -> bytes:
 @main.command()
 @click.argument("domain")
 @click.argument("file")
-@click.option("--type", "event_type", help="Event type (header switchyard.event-type) for domains that need one.")
+@click.option(
+    "--type", "event_type", help="Event type (header switchyard.event-type) for domains that need one."
+)
 @click.option("--now", "now_text", help="ISO-8601 instant used as 'now' by enrichment (reproducible output).")
 @click.option("--outputs", is_flag=True, help="Also print the records the worker would produce.")
 def check(domain: str, file: str, event_type: str | None, now_text: str | None, outputs: bool) -> None:
@@ -148,7 +158,9 @@ def check(domain: str, file: str, event_type: str | None, now_text: str | None, 
     settings = _settings()
     rules = _rules(settings, domain)
     if rules.event_types and event_type and event_type not in rules.event_types:
-        raise click.BadParameter(f"{event_type!r}; one of: {', '.join(rules.event_types)}", param_hint="--type")
+        raise click.BadParameter(
+            f"{event_type!r}; one of: {', '.join(rules.event_types)}", param_hint="--type"
+        )
     now = datetime.fromisoformat(now_text.replace("Z", "+00:00")) if now_text else datetime.now().astimezone()
     headers = ((EVENT_TYPE_HEADER, event_type.encode()),) if event_type else ()
     raw = RawRecord(value=_read_input(file), headers=headers, topic=f"{domain}.raw")
@@ -159,8 +171,11 @@ def check(domain: str, file: str, event_type: str | None, now_text: str | None, 
             result = {
                 "enriched": processed.enriched,
                 "outputs": [
-                    {"topic": e.topic, "key": e.key, "value": e.value if not isinstance(e.value, bytes) else
-                     f"<{len(e.value)} bytes>"}
+                    {
+                        "topic": e.topic,
+                        "key": e.key,
+                        "value": e.value if not isinstance(e.value, bytes) else f"<{len(e.value)} bytes>",
+                    }
                     for e in rules.route(processed, now)
                 ],
             }
@@ -187,7 +202,9 @@ def produce(domain: str, file: str, event_type: str | None, lines: bool) -> None
     click.echo(f"published {sent} record(s) to {topic}", err=True)
 
 
-async def _produce(settings: Settings, topic: str, rules: DomainRules, bodies: list[bytes], event_type: str | None) -> int:
+async def _produce(
+    settings: Settings, topic: str, rules: DomainRules, bodies: list[bytes], event_type: str | None
+) -> int:
     from tqdm import tqdm
 
     from app.core.kafka import producer
@@ -216,7 +233,11 @@ def _dlq_filters(f: Any) -> Any:
         [
             click.option("--domain", "domains", multiple=True, help="Only these domains (repeatable)."),
             click.option("--code", "codes", multiple=True, help="Only these error codes, e.g. SCHEMA-ENUM."),
-            click.option("--stage", type=click.Choice(["decode", "validate", "enrich", "sink"]), help="Only this stage."),
+            click.option(
+                "--stage",
+                type=click.Choice(["decode", "validate", "enrich", "sink"]),
+                help="Only this stage.",
+            ),
             click.option("--since", help="Only records that failed at or after this ISO-8601 instant."),
             click.option("--until", help="Only records that failed before this ISO-8601 instant."),
         ]
@@ -225,7 +246,9 @@ def _dlq_filters(f: Any) -> Any:
     return f
 
 
-def _matches(rec: Any, codes: tuple[str, ...], stage: str | None, since: str | None, until: str | None) -> bool:
+def _matches(
+    rec: Any, codes: tuple[str, ...], stage: str | None, since: str | None, until: str | None
+) -> bool:
     from app.core.deadletter import CODE, FAILED_AT, STAGE
 
     if codes and rec.get(CODE) not in codes:
@@ -240,7 +263,9 @@ def _matches(rec: Any, codes: tuple[str, ...], stage: str | None, since: str | N
 
 def _dlq_topics(settings: Settings, domains: tuple[str, ...]) -> list[str]:
     cat = _catalog(settings)
-    names = [t.name for t in cat.topics.values() if t.role == "deadletter" and (not domains or t.domain in domains)]
+    names = [
+        t.name for t in cat.topics.values() if t.role == "deadletter" and (not domains or t.domain in domains)
+    ]
     if not names:
         raise click.BadParameter(f"no dead-letter topics for {', '.join(domains)}", param_hint="--domain")
     return names
@@ -257,8 +282,14 @@ async def _read_dlq(settings: Settings, name: str, **kw: Any) -> Any:
 @dlq.command("list")
 @_dlq_filters
 @click.option("--limit", default=100, show_default=True, help="Print at most this many records.")
-def dlq_list(domains: tuple[str, ...], codes: tuple[str, ...], stage: str | None, since: str | None,
-             until: str | None, limit: int) -> None:
+def dlq_list(
+    domains: tuple[str, ...],
+    codes: tuple[str, ...],
+    stage: str | None,
+    since: str | None,
+    until: str | None,
+    limit: int,
+) -> None:
     """Print dead-letter records (newest last) as JSON lines: code, stage, path, message, source, replays."""
     settings = _settings()
     _require_broker(settings)
@@ -279,9 +310,18 @@ def dlq_list(domains: tuple[str, ...], codes: tuple[str, ...], stage: str | None
 @dlq.command("replay")
 @_dlq_filters
 @click.option("--dry-run", is_flag=True, help="Say what would be replayed; send nothing, move no offsets.")
-@click.option("--from-beginning", is_flag=True, help="Consider every DLQ record, not only those not yet replayed.")
-def dlq_replay(domains: tuple[str, ...], codes: tuple[str, ...], stage: str | None, since: str | None,
-               until: str | None, dry_run: bool, from_beginning: bool) -> None:
+@click.option(
+    "--from-beginning", is_flag=True, help="Consider every DLQ record, not only those not yet replayed."
+)
+def dlq_replay(
+    domains: tuple[str, ...],
+    codes: tuple[str, ...],
+    stage: str | None,
+    since: str | None,
+    until: str | None,
+    dry_run: bool,
+    from_beginning: bool,
+) -> None:
     """Send matching dead letters back to their source topic (bytes, key, headers as received).
 
     Each replay adds 1 to header switchyard.replay.count; a record already replayed SWITCHYARD_DLQ_MAX_REPLAYS times
@@ -294,8 +334,16 @@ def dlq_replay(domains: tuple[str, ...], codes: tuple[str, ...], stage: str | No
     _echo_json(summary)
 
 
-async def _replay(settings: Settings, domains: tuple[str, ...], codes: tuple[str, ...], stage: str | None,
-                  since: str | None, until: str | None, dry_run: bool, from_beginning: bool) -> dict[str, int]:
+async def _replay(
+    settings: Settings,
+    domains: tuple[str, ...],
+    codes: tuple[str, ...],
+    stage: str | None,
+    since: str | None,
+    until: str | None,
+    dry_run: bool,
+    from_beginning: bool,
+) -> dict[str, int]:
     from tqdm import tqdm
 
     from app.core.deadletter import SOURCE_TOPIC
@@ -322,7 +370,9 @@ async def _replay(settings: Settings, domains: tuple[str, ...], codes: tuple[str
                     counts["replayed"] += 1
                     if not dry_run:
                         futures.append(
-                            await prod.send(dl.get(SOURCE_TOPIC), dl.value, key=dl.key, headers=list(dl.replay_headers()))
+                            await prod.send(
+                                dl.get(SOURCE_TOPIC), dl.value, key=dl.key, headers=list(dl.replay_headers())
+                            )
                         )
                 await asyncio.gather(*futures)
     finally:
@@ -333,7 +383,9 @@ async def _replay(settings: Settings, domains: tuple[str, ...], codes: tuple[str
 # ---- demo, reference CRM, later issues ---------------------------------------------------------------------------
 @main.command()
 @click.option("--once", is_flag=True, help="Publish the samples, print the summary and exit 0 (CI-friendly).")
-@click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for the worker to process.")
+@click.option(
+    "--timeout", default=120.0, show_default=True, help="Seconds to wait for the worker to process."
+)
 def demo(once: bool, timeout: float) -> None:
     """Embedded broker (unless SWITCHYARD_BROKER is set) + topics + a worker + every domain's seed samples.
 
@@ -347,7 +399,9 @@ def demo(once: bool, timeout: float) -> None:
 @main.command("crm-reference")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8089, show_default=True)
-@click.option("--db", default=".switchyard/crm-reference.sqlite3", show_default=True, help="SQLite file of CRM state.")
+@click.option(
+    "--db", default=".switchyard/crm-reference.sqlite3", show_default=True, help="SQLite file of CRM state."
+)
 @click.option("--limit", default=100, show_default=True, help="Calls allowed per window per token.")
 @click.option("--window", default=60.0, show_default=True, help="Rate-limit window in seconds.")
 def crm_reference(host: str, port: int, db: str, limit: int, window: float) -> None:

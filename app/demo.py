@@ -49,7 +49,9 @@ def embedded_broker(data_dir: Path) -> Iterator[str]:
     broker = EmbeddedBroker(data_dir=data_dir, log_file=data_dir / "kafka.log")
     started = time.monotonic()
     bootstrap = broker.start()
-    say(f"  broker   {bootstrap} (embedded KRaft, started in {time.monotonic() - started:.1f}s, log {data_dir / 'kafka.log'})")
+    say(
+        f"  broker   {bootstrap} (embedded KRaft, started in {time.monotonic() - started:.1f}s, log {data_dir / 'kafka.log'})"
+    )
     try:
         yield bootstrap
     finally:
@@ -116,7 +118,9 @@ def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 def total(metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
-    return sum(v for (n, ls), v in metrics.items() if n == name and all((k, val) in ls for k, val in labels.items()))
+    return sum(
+        v for (n, ls), v in metrics.items() if n == name and all((k, val) in ls for k, val in labels.items())
+    )
 
 
 def run_demo(*, once: bool, timeout: float) -> int:
@@ -140,9 +144,14 @@ def run_demo(*, once: bool, timeout: float) -> int:
         }
         settings = Settings(broker=bootstrap, app_id=env["SWITCHYARD_APP_ID"], web_port=web_port)
         cli = [sys.executable, "-m", "app"]
-        stack.enter_context(subprocess_service(
-            "crm", [*cli, "crm-reference", "--port", str(crm_port), "--db", str(root / "crm.sqlite3")], env,
-            root / "crm.log"))
+        stack.enter_context(
+            subprocess_service(
+                "crm",
+                [*cli, "crm-reference", "--port", str(crm_port), "--db", str(root / "crm.sqlite3")],
+                env,
+                root / "crm.log",
+            )
+        )
         say(f"  CRM      http://127.0.0.1:{crm_port} (reference CRM, state in {root / 'crm.sqlite3'})")
         stack.enter_context(subprocess_service("worker", [*cli, "worker"], env, root / "worker.log"))
         web = f"http://127.0.0.1:{web_port}"
@@ -170,7 +179,9 @@ def _has_agents(catalog: Catalog, name: str) -> bool:
     return True
 
 
-def _wait_consumed(url: str, sent: dict[str, int], timeout: float) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+def _wait_consumed(
+    url: str, sent: dict[str, int], timeout: float
+) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     deadline = time.monotonic() + timeout
     while True:
         metrics = scrape(url)
@@ -188,8 +199,13 @@ def _wait_consumed(url: str, sent: dict[str, int], timeout: float) -> dict[tuple
         time.sleep(0.5)
 
 
-def _summary(metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float], sent: dict[str, int],
-             catalog: Catalog, settings: Settings, web: str) -> bool:
+def _summary(
+    metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float],
+    sent: dict[str, int],
+    catalog: Catalog,
+    settings: Settings,
+    web: str,
+) -> bool:
     ok = True
     say("\nWhat happened")
     say(f"  {'domain':<13}{'sent':>5}{'in':>5}{'accepted':>10}{'dead-lettered':>15}{'dupes':>7}  outputs")
@@ -201,7 +217,8 @@ def _summary(metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float], sent
         outs = ", ".join(
             f"{t.name} {int(total(metrics, 'switchyard_outputs_total', topic=t.name))}"
             for t in catalog.of_domain(d)
-            if t.role in ("output", "snapshot", "unhandled") and total(metrics, "switchyard_outputs_total", topic=t.name)
+            if t.role in ("output", "snapshot", "unhandled")
+            and total(metrics, "switchyard_outputs_total", topic=t.name)
         )
         ok = ok and seen >= n and acc + rej + dup >= n
         say(f"  {d:<13}{n:>5}{int(seen):>5}{int(acc):>10}{int(rej):>15}{int(dup):>7}  {outs or '-'}")
@@ -210,7 +227,9 @@ def _summary(metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float], sent
     say("\nWhere to look")
     say(f"  metrics      {web}/metrics")
     say(f"  health       {web}/health/ready")
-    say("  dead letters SWITCHYARD_BROKER=... switchyard dlq list   (one broken record per domain is expected)")
+    say(
+        "  dead letters SWITCHYARD_BROKER=... switchyard dlq list   (one broken record per domain is expected)"
+    )
     say(f"  topics       prefix '{settings.topic_prefix}' on {settings.broker}: switchyard topics list")
     if not ok:
         say("\nSome samples were not processed in time: see the worker log.")

@@ -10,7 +10,8 @@ from __future__ import annotations
 import importlib
 import logging
 import socket
-from typing import Any
+import ssl
+from typing import Any, cast
 
 import faust
 
@@ -31,8 +32,7 @@ def worker_id(settings: Settings) -> str:
 def faust_credentials(settings: Settings) -> Any:
     if settings.security_protocol == "PLAINTEXT":
         return None
-    opts = settings.kafka_client_options()
-    ssl_context = opts.get("ssl_context")
+    ssl_context = cast("ssl.SSLContext | None", settings.kafka_client_options().get("ssl_context"))
     if settings.security_protocol.startswith("SASL"):
         return faust.SASLCredentials(
             username=settings.sasl_username,
@@ -93,9 +93,13 @@ def discover(runtime: Runtime, domains: Catalog | None = None) -> list[str]:
     return registered
 
 
-def create_app(settings: Settings | None = None, *, metrics: Metrics | None = None, clock: Clock = utc_now) -> Runtime:
+def create_app(
+    settings: Settings | None = None, *, metrics: Metrics | None = None, clock: Clock = utc_now
+) -> Runtime:
     settings = settings or Settings()
-    runtime = Runtime(build_faust_app(settings), settings, load_catalog(settings.catalog_file), metrics or Metrics(), clock)
+    runtime = Runtime(
+        build_faust_app(settings), settings, load_catalog(settings.catalog_file), metrics or Metrics(), clock
+    )
     register_core_views(runtime)
     discover(runtime)
     from app.core.monitor import install_monitor

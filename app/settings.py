@@ -16,7 +16,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SWITCHYARD_", frozen=True, extra="ignore")
 
     # --- Kafka -------------------------------------------------------------------------------------------------
-    broker: str = Field("", description="bootstrap servers host:port[,host:port]; empty = start the embedded broker")
+    broker: str = Field(
+        "", description="bootstrap servers host:port[,host:port]; empty = start the embedded broker"
+    )
     kafka_version: str = Field("", description="embedded broker version (empty = app.broker's default)")
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
@@ -25,33 +27,49 @@ class Settings(BaseSettings):
     ssl_cafile: Path | None = None
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
-    topic_prefix: str = Field("", description="prepended to every catalog topic name (tests, shared clusters)")
+    topic_prefix: str = Field(
+        "", description="prepended to every catalog topic name (tests, shared clusters)"
+    )
     topic_partitions: int = Field(6, ge=1)
     topic_replication: int = Field(1, ge=1, description="3 in production, 1 on a single-node broker")
     app_id: str = "switchyard"
-    catalog_file: Path = Field(TOPICS_DIR / "catalog.yaml", description="the topic catalog (topics/catalog.yaml)")
+    catalog_file: Path = Field(
+        TOPICS_DIR / "catalog.yaml", description="the topic catalog (topics/catalog.yaml)"
+    )
 
     # --- worker ------------------------------------------------------------------------------------------------
     store: str = Field("rocksdb://", description="table store URL: rocksdb:// (production) or memory://")
     data_dir: Path = STATE_DIR / "data"
     web_host: str = "127.0.0.1"
     web_port: int = 6066
-    worker_id: str = Field("", description="stable id of this worker (StatefulSet pod name); default host-pid")
+    worker_id: str = Field(
+        "", description="stable id of this worker (StatefulSet pod name); default host-pid"
+    )
     api_token: SecretStr | None = Field(None, description="bearer token required by /api/* when set")
     dedupe_ttl_seconds: int = Field(7 * 24 * 3600, ge=60)
-    max_record_bytes: int = Field(1024 * 1024, description="bigger raw records are dead-lettered (DECODE-TOO-LARGE)")
-    domains: str = Field("", description="comma-separated domains to run (empty = every domain in the catalog)")
+    max_record_bytes: int = Field(
+        1024 * 1024, description="bigger raw records are dead-lettered (DECODE-TOO-LARGE)"
+    )
+    domains: str = Field(
+        "", description="comma-separated domains to run (empty = every domain in the catalog)"
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # --- dead letters ------------------------------------------------------------------------------------------
-    dlq_max_replays: int = Field(3, ge=1, description="a record replayed this many times is not replayed again")
+    dlq_max_replays: int = Field(
+        3, ge=1, description="a record replayed this many times is not replayed again"
+    )
 
     # --- webhooks ----------------------------------------------------------------------------------------------
-    webhook_secret: SecretStr | None = Field(None, description="HMAC-SHA256 secret; signatures required when set")
+    webhook_secret: SecretStr | None = Field(
+        None, description="HMAC-SHA256 secret; signatures required when set"
+    )
     webhook_max_bytes: int = 512 * 1024
 
     # --- Avro --------------------------------------------------------------------------------------------------
-    schema_registry_url: str = Field("", description="Confluent wire format when set, else single-object encoding")
+    schema_registry_url: str = Field(
+        "", description="Confluent wire format when set, else single-object encoding"
+    )
 
     # --- CRM ---------------------------------------------------------------------------------------------------
     crm_base_url: str = "http://127.0.0.1:8089"
@@ -72,7 +90,10 @@ class Settings(BaseSettings):
 
     def kafka_client_options(self) -> dict[str, object]:
         """aiokafka connection options (bootstrap + security) shared by every client the project opens."""
-        opts: dict[str, object] = {"bootstrap_servers": self.broker, "security_protocol": self.security_protocol}
+        opts: dict[str, object] = {
+            "bootstrap_servers": self.broker,
+            "security_protocol": self.security_protocol,
+        }
         if self.security_protocol.startswith("SASL"):
             opts.update(
                 sasl_mechanism=self.sasl_mechanism,

@@ -50,10 +50,17 @@ class Deployment:
     def topic(self, name: str) -> str:
         return self.settings.topic(name)
 
-    def cli(self, *args: str, check: bool = True, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    def cli(
+        self, *args: str, check: bool = True, input: bytes | None = None
+    ) -> subprocess.CompletedProcess[bytes]:
         return subprocess.run(
-            [sys.executable, "-m", "app", *args], env=self._environ(), capture_output=True, check=check, input=input,
-            timeout=120, cwd=ROOT,
+            [sys.executable, "-m", "app", *args],
+            env=self._environ(),
+            capture_output=True,
+            check=check,
+            input=input,
+            timeout=120,
+            cwd=ROOT,
         )
 
     def worker(self, **env: str) -> Worker:
@@ -128,7 +135,9 @@ class Worker:
             self.proc.wait()
 
     def get(self, path: str, **kw: Any) -> httpx.Response:
-        return httpx.get(f"{self.url}{path}", timeout=10, follow_redirects=kw.pop("follow_redirects", True), **kw)
+        return httpx.get(
+            f"{self.url}{path}", timeout=10, follow_redirects=kw.pop("follow_redirects", True), **kw
+        )
 
     def metrics(self) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
         text = self.get("/metrics").text
@@ -162,12 +171,16 @@ def read_all(settings: Settings, topic: str, isolation_level: str = "read_commit
     from app.core.kafka import read_to_end
 
     async def go() -> list[Any]:
-        return [r async for r in read_to_end(settings, settings.topic(topic), isolation_level=isolation_level)]
+        return [
+            r async for r in read_to_end(settings, settings.topic(topic), isolation_level=isolation_level)
+        ]
 
     return sorted(asyncio.run(go()), key=lambda r: (r.partition, r.offset))
 
 
-def produce(settings: Settings, topic: str, records: list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]]) -> None:
+def produce(
+    settings: Settings, topic: str, records: list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]]
+) -> None:
     """Publish (key, value, headers) records to catalog topic ``topic`` and wait for every acknowledgement."""
     import asyncio
 

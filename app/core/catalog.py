@@ -52,7 +52,7 @@ class TopicSpec(BaseModel):
 
     def kafka_config(self) -> dict[str, str]:
         """The topic-level configs Switchyard owns (and checks for drift)."""
-        cfg = {"cleanup.policy": self.cleanup}
+        cfg: dict[str, str] = {"cleanup.policy": self.cleanup}
         if self.cleanup != "compact":
             cfg["retention.ms"] = str(duration_ms(self.retention))
         return cfg
@@ -76,7 +76,9 @@ class Catalog:
         try:
             return self.topics[name]
         except KeyError:
-            raise ConfigError(f"topic {name!r} is not in the catalog ({TOPICS_DIR / 'catalog.yaml'})") from None
+            raise ConfigError(
+                f"topic {name!r} is not in the catalog ({TOPICS_DIR / 'catalog.yaml'})"
+            ) from None
 
     def of_domain(self, domain: str, role: Role | None = None) -> list[TopicSpec]:
         return [t for t in self.topics.values() if t.domain == domain and (role is None or t.role == role)]
@@ -84,7 +86,9 @@ class Catalog:
     def one(self, domain: str, role: Role) -> TopicSpec:
         found = self.of_domain(domain, role)
         if len(found) != 1:
-            raise ConfigError(f"domain {domain!r} must have exactly one {role} topic in the catalog, has {len(found)}")
+            raise ConfigError(
+                f"domain {domain!r} must have exactly one {role} topic in the catalog, has {len(found)}"
+            )
         return found[0]
 
     def raw_topic(self, domain: str) -> TopicSpec:

@@ -20,7 +20,9 @@ def decode_json(value: bytes | None, *, max_bytes: int | None = None) -> Any:
     if value is None or len(value) == 0:
         raise DecodeError("record has no value (empty body or tombstone)", code="DECODE-EMPTY")
     if max_bytes is not None and len(value) > max_bytes:
-        raise DecodeError(f"record is {len(value)} bytes, over the limit of {max_bytes}", code="DECODE-TOO-LARGE")
+        raise DecodeError(
+            f"record is {len(value)} bytes, over the limit of {max_bytes}", code="DECODE-TOO-LARGE"
+        )
     try:
         return orjson.loads(value)
     except orjson.JSONDecodeError as exc:
@@ -36,7 +38,9 @@ def decode_json_object(value: bytes | None, *, max_bytes: int | None = None) -> 
     """Like :func:`decode_json` but the top level must be an object (every upstream sends objects)."""
     doc = decode_json(value, max_bytes=max_bytes)
     if not isinstance(doc, dict):
-        raise DecodeError(f"top-level JSON value is {type(doc).__name__}, expected object", code="DECODE-NOT-OBJECT")
+        raise DecodeError(
+            f"top-level JSON value is {type(doc).__name__}, expected object", code="DECODE-NOT-OBJECT"
+        )
     return doc
 
 

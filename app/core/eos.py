@@ -15,6 +15,7 @@ partition is rebuilt from its ``seen`` partition (read_committed) when the parti
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Iterable
@@ -65,7 +66,9 @@ class TransactionalStage:
         )
         self.consumer.subscribe([self.source], listener=_Listener(self))
         await self.consumer.start()
-        log.info("exactly-once stage started domain=%s source=%s group=%s", self.domain, self.source, self.group_id)
+        log.info(
+            "exactly-once stage started domain=%s source=%s group=%s", self.domain, self.source, self.group_id
+        )
         try:
             while True:
                 batches = await self.consumer.getmany(timeout_ms=500, max_records=MAX_BATCH)
@@ -86,12 +89,17 @@ class TransactionalStage:
         await admin.start()
         try:
             if self.seen_topic not in set(await admin.list_topics()):
-                partitions = len((await admin.describe_topics([self.source]))[0]["partitions"]) or s.topic_partitions
-                config = {"cleanup.policy": "compact,delete", "retention.ms": str(s.dedupe_ttl_seconds * 1000)}
-                try:
-                    await admin.create_topics([NewTopic(self.seen_topic, partitions, s.topic_replication, topic_configs=config)])
-                except TopicAlreadyExistsError:
-                    pass
+                partitions = (
+                    len((await admin.describe_topics([self.source]))[0]["partitions"]) or s.topic_partitions
+                )
+                config = {
+                    "cleanup.policy": "compact,delete",
+                    "retention.ms": str(s.dedupe_ttl_seconds * 1000),
+                }
+                with contextlib.suppress(TopicAlreadyExistsError):
+                    await admin.create_topics(
+                        [NewTopic(self.seen_topic, partitions, s.topic_replication, topic_configs=config)]
+                    )
         finally:
             await admin.close()
 
@@ -108,8 +116,12 @@ class TransactionalStage:
             await prod.start()  # init_transactions: fences any zombie with the same transactional id
             self.producers[tp.partition] = prod
             self.seen[tp.partition] = await self._restore_seen(tp.partition)
-            log.info("eos partition assigned domain=%s partition=%s seen=%d", self.domain, tp.partition,
-                     len(self.seen[tp.partition]))
+            log.info(
+                "eos partition assigned domain=%s partition=%s seen=%d",
+                self.domain,
+                tp.partition,
+                len(self.seen[tp.partition]),
+            )
 
     async def on_revoked(self, tps: Iterable[TopicPartition]) -> None:
         async with self.lock:  # a batch in flight finishes its transaction first
@@ -125,7 +137,9 @@ class TransactionalStage:
     async def _restore_seen(self, partition: int) -> dict[str, float]:
         s = self.rt.settings
         tp = TopicPartition(self.seen_topic, partition)
-        reader = AIOKafkaConsumer(**s.kafka_client_options(), enable_auto_commit=False, isolation_level="read_committed")
+        reader = AIOKafkaConsumer(
+            **s.kafka_client_options(), enable_auto_commit=False, isolation_level="read_committed"
+        )
         await reader.start()
         seen: dict[str, float] = {}
         try:
@@ -161,23 +175,43 @@ class TransactionalStage:
                     await prod.send_offsets_to_transaction({tp: records[-1].offset + 1}, self.group_id)
             except ProducerFenced:
                 self.rt.metrics.transactions.labels(self.domain, "abort").inc()
-                log.warning("producer fenced domain=%s partition=%s: another worker owns it now", self.domain,
-                            tp.partition)
+                log.warning(
+                    "producer fenced domain=%s partition=%s: another worker owns it now",
+                    self.domain,
+                    tp.partition,
+                )
                 await self._drop_producers([tp.partition])
                 return
             except Exception:
                 self.rt.metrics.transactions.labels(self.domain, "abort").inc()
-                log.exception("transaction aborted domain=%s partition=%s; rewinding to the committed offset",
-                              self.domain, tp.partition)
+                log.exception(
+                    "transaction aborted domain=%s partition=%s; rewinding to the committed offset",
+                    self.domain,
+                    tp.partition,
+                )
                 await self._rewind(tp)
                 return
             seen.update(marked)
             self._count(counts, time.perf_counter() - started, len(records))
 
-    async def _one(self, prod: AIOKafkaProducer, tp: TopicPartition, rec: Any, seen: dict[str, float],
-                   marked: dict[str, float], counts: dict[tuple[str, ...], int]) -> None:
-        raw = RawRecord(rec.value, rec.key, normalize_headers(rec.headers), rec.topic, rec.partition, rec.offset,
-                        rec.timestamp)
+    async def _one(
+        self,
+        prod: AIOKafkaProducer,
+        tp: TopicPartition,
+        rec: Any,
+        seen: dict[str, float],
+        marked: dict[str, float],
+        counts: dict[tuple[str, ...], int],
+    ) -> None:
+        raw = RawRecord(
+            rec.value,
+            rec.key,
+            normalize_headers(rec.headers),
+            rec.topic,
+            rec.partition,
+            rec.offset,
+            rec.timestamp,
+        )
         now = self.rt.clock()
         try:
             processed = self.rules.process(raw, now)
@@ -189,32 +223,46 @@ class TransactionalStage:
             await self._deadletter(prod, raw, err, counts)
             return
         except Exception as exc:
-            log.exception("unexpected error in %s at %s[%s]@%s", self.domain, raw.topic, raw.partition, raw.offset)
+            log.exception(
+                "unexpected error in %s at %s[%s]@%s", self.domain, raw.topic, raw.partition, raw.offset
+            )
             await self._deadletter(prod, raw, internal_error(exc, "validate"), counts)
             return
         for e in emits:
             await self._send(prod, e)
         stamp = now.timestamp()
-        await prod.send(self.seen_topic, f"{stamp:.3f}".encode(), key=processed.event_id.encode(),
-                        partition=tp.partition)
+        await prod.send(
+            self.seen_topic, f"{stamp:.3f}".encode(), key=processed.event_id.encode(), partition=tp.partition
+        )
         marked[processed.event_id] = stamp
         key = ("accepted", processed.event_type)
         counts[key] = counts.get(key, 0) + 1
 
     async def _send(self, prod: AIOKafkaProducer, e: Emit) -> None:
         key = e.key.encode() if isinstance(e.key, str) else e.key
-        await prod.send(self.rt.settings.topic(e.topic), encode_value(e.value), key=key, headers=list(e.headers))
+        await prod.send(
+            self.rt.settings.topic(e.topic), encode_value(e.value), key=key, headers=list(e.headers)
+        )
         self.rt.metrics.outputs.labels(e.topic).inc()
 
-    async def _deadletter(self, prod: AIOKafkaProducer, raw: RawRecord, err: RecordError,
-                          counts: dict[tuple[str, ...], int]) -> None:
+    async def _deadletter(
+        self, prod: AIOKafkaProducer, raw: RawRecord, err: RecordError, counts: dict[tuple[str, ...], int]
+    ) -> None:
         dlq = self.rt.catalog.deadletter_topic(self.domain).name
         headers = deadletter_headers(raw, err, self.rt.clock())
         await prod.send(self.rt.settings.topic(dlq), raw.value, key=raw.key, headers=list(headers))
         key = ("rejected", err.stage, err.code)
         counts[key] = counts.get(key, 0) + 1
-        log.warning("dead-lettered domain=%s code=%s stage=%s path=%s source=%s[%s]@%s", self.domain, err.code,
-                    err.stage, err.path or "-", raw.topic, raw.partition, raw.offset)
+        log.warning(
+            "dead-lettered domain=%s code=%s stage=%s path=%s source=%s[%s]@%s",
+            self.domain,
+            err.code,
+            err.stage,
+            err.path or "-",
+            raw.topic,
+            raw.partition,
+            raw.offset,
+        )
 
     async def _rewind(self, tp: TopicPartition) -> None:
         assert self.consumer is not None

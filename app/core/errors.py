@@ -91,7 +91,9 @@ class BackpressureError(RetriableSinkError):
 class PermanentSinkError(SinkError):
     code = "SINK-PERMANENT"
 
-    def __init__(self, message: str, *, code: str | None = None, status: int | None = None, body: str = "") -> None:
+    def __init__(
+        self, message: str, *, code: str | None = None, status: int | None = None, body: str = ""
+    ) -> None:
         super().__init__(message, code=code)
         self.status = status
         self.body = body

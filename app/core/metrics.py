@@ -22,7 +22,10 @@ class Metrics:
         # --- records ---------------------------------------------------------------------------------------
         self.events_in = Counter("switchyard_events_in_total", "Raw records consumed", ["domain"], registry=r)
         self.events_accepted = Counter(
-            "switchyard_events_accepted_total", "Records validated and routed", ["domain", "event_type"], registry=r
+            "switchyard_events_accepted_total",
+            "Records validated and routed",
+            ["domain", "event_type"],
+            registry=r,
         )
         self.events_rejected = Counter(
             "switchyard_events_rejected_total",
@@ -31,12 +34,20 @@ class Metrics:
             registry=r,
         )
         self.dlq_writes = Counter(
-            "switchyard_deadletter_writes_total", "Records written to a dead-letter topic", ["topic"], registry=r
+            "switchyard_deadletter_writes_total",
+            "Records written to a dead-letter topic",
+            ["topic"],
+            registry=r,
         )
         self.dedupe_hits = Counter(
-            "switchyard_dedupe_hits_total", "Redelivered events recognised and skipped", ["domain"], registry=r
+            "switchyard_dedupe_hits_total",
+            "Redelivered events recognised and skipped",
+            ["domain"],
+            registry=r,
         )
-        self.outputs = Counter("switchyard_outputs_total", "Records produced, by catalog topic", ["topic"], registry=r)
+        self.outputs = Counter(
+            "switchyard_outputs_total", "Records produced, by catalog topic", ["topic"], registry=r
+        )
         self.processing_seconds = Histogram(
             "switchyard_processing_seconds",
             "Time from consuming a record to having its outputs acknowledged",
@@ -52,7 +63,10 @@ class Metrics:
             registry=r,
         )
         self.last_event_time = Gauge(
-            "switchyard_last_event_timestamp_seconds", "Unix time of the last record consumed", ["domain"], registry=r
+            "switchyard_last_event_timestamp_seconds",
+            "Unix time of the last record consumed",
+            ["domain"],
+            registry=r,
         )
         # --- Kafka / worker --------------------------------------------------------------------------------
         self.consumer_lag = Gauge(
@@ -62,28 +76,44 @@ class Metrics:
             registry=r,
         )
         self.rebalances = Counter("switchyard_rebalances_total", "Consumer group rebalances seen", registry=r)
-        self.ready = Gauge("switchyard_worker_ready", "1 when partitions are assigned and tables recovered", registry=r)
+        self.ready = Gauge(
+            "switchyard_worker_ready", "1 when partitions are assigned and tables recovered", registry=r
+        )
         self.table_keys = Gauge("switchyard_table_keys", "Keys held locally per table", ["table"], registry=r)
         self.transactions = Counter(
-            "switchyard_transactions_total", "Kafka transactions by outcome", ["domain", "outcome"], registry=r
+            "switchyard_transactions_total",
+            "Kafka transactions by outcome",
+            ["domain", "outcome"],
+            registry=r,
         )
         self.webhook_requests = Counter(
-            "switchyard_webhook_requests_total", "Webhook deliveries by source and HTTP status", ["source", "status"],
+            "switchyard_webhook_requests_total",
+            "Webhook deliveries by source and HTTP status",
+            ["source", "status"],
             registry=r,
         )
         # --- CRM sink --------------------------------------------------------------------------------------
-        self.crm_calls = Counter("switchyard_crm_calls_total", "CRM HTTP calls by status", ["op", "status"], registry=r)
+        self.crm_calls = Counter(
+            "switchyard_crm_calls_total", "CRM HTTP calls by status", ["op", "status"], registry=r
+        )
         self.crm_commands = Counter(
             "switchyard_crm_commands_total", "CRM commands by outcome", ["op", "outcome"], registry=r
         )
         self.crm_batch_size = Histogram(
-            "switchyard_crm_batch_size", "Commands per CRM call", buckets=(1, 2, 5, 10, 25, 50, 75, 100), registry=r
+            "switchyard_crm_batch_size",
+            "Commands per CRM call",
+            buckets=(1, 2, 5, 10, 25, 50, 75, 100),
+            registry=r,
         )
         self.crm_queue_depth = Gauge("switchyard_crm_queue_depth", "Commands waiting for the CRM", registry=r)
         self.crm_rate_limit_wait = Counter(
-            "switchyard_crm_rate_limit_wait_seconds_total", "Seconds spent waiting for the call budget", registry=r
+            "switchyard_crm_rate_limit_wait_seconds_total",
+            "Seconds spent waiting for the call budget",
+            registry=r,
         )
-        self.crm_breaker_open = Gauge("switchyard_crm_breaker_open", "1 while the CRM circuit breaker is open", registry=r)
+        self.crm_breaker_open = Gauge(
+            "switchyard_crm_breaker_open", "1 while the CRM circuit breaker is open", registry=r
+        )
         self.crm_ack_seconds = Histogram(
             "switchyard_crm_ack_seconds",
             "Command issue time to CRM acknowledgement",

@@ -17,12 +17,13 @@ def install_monitor(runtime: Runtime) -> None:
     app = runtime.app
     m = runtime.metrics
 
-    @app.on_partitions_assigned.connect
-    async def on_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
+    async def on_assigned(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         m.rebalances.inc()
-        log.info("partitions assigned: %d", len(assigned))
+        log.info("partitions assigned: %d", len(args[0]) if args else -1)
 
-    @app.timer(POLL_SECONDS)
+    signal_: Any = app.on_partitions_assigned  # faust types the handler too narrowly for coroutines
+    signal_.connect(on_assigned)
+
     async def poll() -> None:
         m.ready.set(1 if is_ready(runtime) else 0)
         consumer = getattr(app, "_consumer", None)
@@ -43,3 +44,5 @@ def install_monitor(runtime: Runtime) -> None:
                 m.table_keys.labels(f"{domain}.{name}").set(len(holder.table))
             except Exception:
                 log.debug("table %s.%s size not available yet", domain, name)
+
+    app.timer(POLL_SECONDS)(poll)

@@ -31,8 +31,6 @@ from app.settings import Settings
 
 log = logging.getLogger("switchyard.runtime")
 
-RAW = {"key_serializer": "raw", "value_serializer": "raw"}
-
 
 def normalize_headers(headers: Any) -> Headers:
     if not headers:
@@ -82,7 +80,9 @@ class DomainTable:
 class Runtime:
     """Owns one ``faust.App`` and wires domains into it. Built once per worker process."""
 
-    def __init__(self, app: faust.App, settings: Settings, catalog: Catalog, metrics: Metrics, clock: Clock = utc_now):
+    def __init__(
+        self, app: faust.App, settings: Settings, catalog: Catalog, metrics: Metrics, clock: Clock = utc_now
+    ):
         self.app = app
         self.settings = settings
         self.catalog = catalog
@@ -99,7 +99,10 @@ class Runtime:
         if name not in self._topics:
             spec = self.catalog.get(name)
             self._topics[name] = self.app.topic(
-                self.settings.topic(spec.name), partitions=self.settings.topic_partitions, **RAW
+                self.settings.topic(spec.name),
+                partitions=self.settings.topic_partitions,
+                key_serializer="raw",
+                value_serializer="raw",
             )
         return self._topics[name]
 
@@ -108,7 +111,9 @@ class Runtime:
         futures = []
         for e in emits:
             key = e.key.encode() if isinstance(e.key, str) else e.key
-            fut = await self.topic(e.topic).send(key=key, value=encode_value(e.value), headers=list(e.headers))
+            fut = await self.topic(e.topic).send(
+                key=key, value=encode_value(e.value), headers=list(e.headers)
+            )
             futures.append(fut)
             self.metrics.outputs.labels(e.topic).inc()
         for fut in futures:
@@ -123,7 +128,13 @@ class Runtime:
         self.metrics.dlq_writes.labels(spec.name).inc()
         log.warning(
             "dead-lettered domain=%s code=%s stage=%s path=%s source=%s[%s]@%s",
-            domain, err.code, err.stage, err.path or "-", raw.topic, raw.partition, raw.offset,
+            domain,
+            err.code,
+            err.stage,
+            err.path or "-",
+            raw.topic,
+            raw.partition,
+            raw.offset,
         )
 
     # ---- stage one -----------------------------------------------------------------------------------------
@@ -144,7 +155,13 @@ class Runtime:
                 await self.deadletter(domain, raw, err)
                 return
             except Exception as exc:  # a bug must not stop the stream: dead-letter and carry on
-                log.exception("unexpected error in %s.process at %s[%s]@%s", domain, raw.topic, raw.partition, raw.offset)
+                log.exception(
+                    "unexpected error in %s.process at %s[%s]@%s",
+                    domain,
+                    raw.topic,
+                    raw.partition,
+                    raw.offset,
+                )
                 await self.deadletter(domain, raw, internal_error(exc, "validate"))
                 return
             if seen.seen(processed.event_id, now):
@@ -185,7 +202,8 @@ class Runtime:
         return self.app.Table(
             f"{domain}-seen",
             partitions=self.settings.topic_partitions,
-            key_type=bytes, value_type=bytes,
+            key_type=bytes,
+            value_type=bytes,
             extra_topic_configs={"cleanup.policy": "compact,delete", "retention.ms": ttl_ms},
         )
 
@@ -195,7 +213,12 @@ class Runtime:
             self._fold_table(rules.name, rule)
 
     def _fold_table(self, domain: str, rule: TableRule) -> None:
-        table = self.app.Table(f"{domain}-{rule.name}", partitions=self.settings.topic_partitions, key_type=bytes, value_type=bytes)
+        table = self.app.Table(
+            f"{domain}-{rule.name}",
+            partitions=self.settings.topic_partitions,
+            key_type=bytes,
+            value_type=bytes,
+        )
         holder = DomainTable(domain, rule, table)
         self.tables[(domain, rule.name)] = holder
         source = self.topic(rule.source_topic)
@@ -203,7 +226,9 @@ class Runtime:
         async def handle(raw: RawRecord) -> None:
             now = self.clock()
             if raw.key is None:
-                await self.deadletter(domain, raw, EnrichError("table feed record has no key", code="FEED-NO-KEY"))
+                await self.deadletter(
+                    domain, raw, EnrichError("table feed record has no key", code="FEED-NO-KEY")
+                )
                 return
             key = raw.key.decode("utf-8", "replace")
             try:
@@ -213,7 +238,9 @@ class Runtime:
                 await self.deadletter(domain, raw, err)
                 return
             except Exception as exc:
-                log.exception("unexpected error folding %s.%s key partition %s", domain, rule.name, raw.partition)
+                log.exception(
+                    "unexpected error folding %s.%s key partition %s", domain, rule.name, raw.partition
+                )
                 await self.deadletter(domain, raw, internal_error(exc, "enrich"))
                 return
             if folded.changed:

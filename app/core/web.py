@@ -53,8 +53,14 @@ def register_core_views(runtime: Runtime) -> None:
         return self.bytes(body, content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
 
-def table_query(runtime: Runtime, path: str, domain: str, table: str, match: str,
-                render: Callable[[Any], Any] = lambda state: state) -> None:
+def table_query(
+    runtime: Runtime,
+    path: str,
+    domain: str,
+    table: str,
+    match: str,
+    render: Callable[[Any], Any] = lambda state: state,
+) -> None:
     """``GET path`` answers the state of ``table``'s key ``{match}``, served by the worker owning its partition.
 
     Other workers redirect (Faust's table router); unknown keys are 404; a bearer token is required when one is

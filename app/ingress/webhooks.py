@@ -56,16 +56,20 @@ def sign(secret: str, body: bytes) -> str:
 
 
 def check_delivery(
-    source: WebhookSource, trigger: str | None, body: bytes, signature: str | None, secret: str | None, max_bytes: int
+    source: WebhookSource,
+    trigger: str | None,
+    body: bytes,
+    signature: str | None,
+    secret: str | None,
+    max_bytes: int,
 ) -> Verdict:
     """Everything the ingress decides before touching Kafka, as a pure function."""
     if source.triggers is not None and trigger not in source.triggers:
         return Verdict(404, f"unknown trigger {trigger!r}; known: {', '.join(sorted(source.triggers))}")
     if len(body) > max_bytes:
         return Verdict(413, f"body is {len(body)} bytes, limit {max_bytes}")
-    if secret:
-        if not signature or not hmac.compare_digest(signature.strip(), sign(secret, body)):
-            return Verdict(401, f"missing or wrong {SIGNATURE_HEADER} (HMAC-SHA256 of the body)")
+    if secret and (not signature or not hmac.compare_digest(signature.strip(), sign(secret, body))):
+        return Verdict(401, f"missing or wrong {SIGNATURE_HEADER} (HMAC-SHA256 of the body)")
     try:
         doc = decode_json_object(body)
     except DecodeError as exc:
@@ -104,11 +108,22 @@ class Ingress:
             trigger = kwargs.get("trigger")
             body: bytes = await request.read()
             secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
-            verdict = check_delivery(source, trigger, body, request.headers.get(SIGNATURE_HEADER), secret,
-                                     settings.webhook_max_bytes)
+            verdict = check_delivery(
+                source,
+                trigger,
+                body,
+                request.headers.get(SIGNATURE_HEADER),
+                secret,
+                settings.webhook_max_bytes,
+            )
             if verdict.status != 202:
                 metrics.webhook_requests.labels(source.domain, str(verdict.status)).inc()
-                log.info("webhook refused source=%s status=%s reason=%s", source.domain, verdict.status, verdict.error)
+                log.info(
+                    "webhook refused source=%s status=%s reason=%s",
+                    source.domain,
+                    verdict.status,
+                    verdict.error,
+                )
                 return self_.json({"error": verdict.error}, status=verdict.status)
             assert verdict.body is not None
             key = source.key_of(trigger, verdict.body)
@@ -116,16 +131,22 @@ class Ingress:
             try:
                 prod = await asyncio.wait_for(self.producer(), DELIVERY_TIMEOUT_SECONDS)
                 fut = await asyncio.wait_for(
-                    prod.send(topic, body, key=key.encode() if key else None, headers=headers), DELIVERY_TIMEOUT_SECONDS
+                    prod.send(topic, body, key=key.encode() if key else None, headers=headers),
+                    DELIVERY_TIMEOUT_SECONDS,
                 )
                 meta = await asyncio.wait_for(fut, DELIVERY_TIMEOUT_SECONDS)
             except Exception as exc:  # broker down or slow: the sender must retry; nothing was acknowledged
                 metrics.webhook_requests.labels(source.domain, "503").inc()
-                log.warning("webhook not acknowledged by Kafka source=%s error=%s", source.domain, type(exc).__name__)
-                return self_.json({"error": "not stored, retry later"}, status=503, headers={"Retry-After": "5"})
+                log.warning(
+                    "webhook not acknowledged by Kafka source=%s error=%s", source.domain, type(exc).__name__
+                )
+                return self_.json(
+                    {"error": "not stored, retry later"}, status=503, headers={"Retry-After": "5"}
+                )
             metrics.webhook_requests.labels(source.domain, "202").inc()
             return self_.json(
-                {"status": "accepted", "topic": topic, "partition": meta.partition, "offset": meta.offset}, status=202
+                {"status": "accepted", "topic": topic, "partition": meta.partition, "offset": meta.offset},
+                status=202,
             )
 
         self.rt.app.page(source.path, name=f"webhook-{source.domain}")(_post_only(view))
@@ -139,7 +160,7 @@ def _post_only(handler: Callable[..., Any]) -> Any:
     """A Faust class-based view answering POST only (GET on a webhook URL is a 405, not a 200)."""
     from faust.web import View
 
-    class WebhookView(View):  # type: ignore[misc]
+    class WebhookView(View):
         async def post(self, request: Any, **kwargs: Any) -> Any:
             return await handler(self, request, **kwargs)
 

@@ -102,7 +102,9 @@ class ContractSuite:
         target = _resolve(doc, self.schema_root)
         if target is _MISSING:
             return False
-        validator = jsonschema.Draft7Validator(self.schema(), format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
+        validator = jsonschema.Draft7Validator(
+            self.schema(), format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER
+        )
         return validator.is_valid(target)
 
     # ---- shared machinery --------------------------------------------------------------------------------

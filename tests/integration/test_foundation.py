@@ -19,7 +19,9 @@ CATALOG = str(Path(__file__).parent / "testdomain" / "catalog.yaml")
 @pytest.fixture
 def deployment(kafka_bootstrap: str, tmp_path: Path, request: Any) -> Any:
     name = "f" + str(abs(hash(request.node.nodeid)) % 10**8)
-    d = Deployment(kafka_bootstrap, name, tmp_path, SWITCHYARD_CATALOG_FILE=CATALOG, SWITCHYARD_DLQ_MAX_REPLAYS="2")
+    d = Deployment(
+        kafka_bootstrap, name, tmp_path, SWITCHYARD_CATALOG_FILE=CATALOG, SWITCHYARD_DLQ_MAX_REPLAYS="2"
+    )
     d.cli("topics", "create")
     yield d
     d.stop_all()
@@ -37,7 +39,9 @@ def test_bad_records_are_dead_lettered_untouched_and_the_agent_goes_on(deploymen
     good = (b"k-good", b'{"id": "z", "n": 4}', [])
     produce(s, "testdomain.raw", [bad_json, invalid, good])
 
-    dead = wait_until(lambda: len(recs := read_all(s, "testdomain.deadletter")) >= 2 and recs, what="2 dead letters")
+    dead = wait_until(
+        lambda: len(recs := read_all(s, "testdomain.deadletter")) >= 2 and recs, what="2 dead letters"
+    )
     by_key = {r.key: r for r in dead}
     for key, value, headers in (bad_json, invalid):
         rec = by_key[key]
@@ -54,7 +58,9 @@ def test_bad_records_are_dead_lettered_untouched_and_the_agent_goes_on(deploymen
 
     out = wait_until(lambda: read_all(s, "testdomain.out"), what="the good record's output")
     assert [json.loads(r.value) for r in out] == [{"id": "z", "n": 4}]
-    wait_until(lambda: w.metric("switchyard_events_rejected_total", domain="testdomain") == 2, what="rejected metric")
+    wait_until(
+        lambda: w.metric("switchyard_events_rejected_total", domain="testdomain") == 2, what="rejected metric"
+    )
     assert w.metric("switchyard_events_rejected_total", error_code="DECODE-JSON") == 1
     assert w.metric("switchyard_events_rejected_total", error_code="SCHEMA-MINIMUM") == 1
     assert w.metric("switchyard_deadletter_writes_total", topic="testdomain.deadletter") == 2
@@ -65,7 +71,9 @@ def test_a_redelivered_event_produces_one_output_and_one_table_change(deployment
     s = deployment.settings
     rec = (b"same", b'{"id": "same", "n": 7}', [])
     produce(s, "testdomain.raw", [rec, rec, rec])
-    wait_until(lambda: w.metric("switchyard_dedupe_hits_total", domain="testdomain") == 2, what="two dedupe hits")
+    wait_until(
+        lambda: w.metric("switchyard_dedupe_hits_total", domain="testdomain") == 2, what="two dedupe hits"
+    )
     assert len(read_all(s, "testdomain.out")) == 1
     assert wait_until(lambda: w.get("/api/testdomain/same").status_code == 200, what="table row")
     assert w.get("/api/testdomain/same").json() == {"total": 7}
@@ -76,7 +84,13 @@ def test_topics_create_is_idempotent(deployment: Deployment) -> None:
     again = json.loads(deployment.cli("topics", "create").stdout)
     assert again["created"] == []
     assert sorted(again["existing"]) == sorted(
-        ["testdomain.raw", "testdomain.out", "testdomain.feed", "testdomain.snapshot", "testdomain.deadletter"]
+        [
+            "testdomain.raw",
+            "testdomain.out",
+            "testdomain.feed",
+            "testdomain.snapshot",
+            "testdomain.deadletter",
+        ]
     )
     assert again["drift"] == []
 
@@ -94,7 +108,9 @@ def test_replay_moves_dead_letters_back_and_the_counter_stops_a_loop(deployment:
     for round_ in (1, 2):
         summary = json.loads(deployment.cli("dlq", "replay").stdout)
         assert summary["replayed"] == 1, summary
-        wait_until(lambda n=round_: len(read_all(s, "testdomain.deadletter")) == 1 + n, what=f"dead letter {round_}")
+        wait_until(
+            lambda n=round_: len(read_all(s, "testdomain.deadletter")) == 1 + n, what=f"dead letter {round_}"
+        )
     raw = read_all(s, "testdomain.raw")
     assert [r.value for r in raw] == [b'{"id": "loop", "n": -1}'] * 3  # bytes untouched on every trip
     assert headers_of(raw[-1])["trace"] == b"keep-me"

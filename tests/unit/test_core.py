@@ -59,7 +59,11 @@ class Outer(BaseModel):
     ("doc", "code", "path"),
     [
         ({"items": [], "when": "2020-01-01T00:00:00Z", "x": 1}, "SCHEMA-ADDITIONAL-PROPERTY", "/x"),
-        ({"items": [{"name": "toolong"}], "when": "2020-01-01T00:00:00Z"}, "SCHEMA-MAX-LENGTH", "/items/0/name"),
+        (
+            {"items": [{"name": "toolong"}], "when": "2020-01-01T00:00:00Z"},
+            "SCHEMA-MAX-LENGTH",
+            "/items/0/name",
+        ),
         ({"items": [{}], "when": "2020-01-01T00:00:00Z"}, "SCHEMA-REQUIRED", "/items/0/name"),
         ({"items": [], "when": "yesterday"}, "SCHEMA-FORMAT", "/when"),
         ({"items": 3, "when": "2020-01-01T00:00:00Z"}, "SCHEMA-TYPE", "/items"),
@@ -89,8 +93,14 @@ def test_deadletter_headers_keep_originals_first_then_errors() -> None:
 
 
 def test_replay_headers_drop_errors_and_count_replays() -> None:
-    rec = dl.DeadLetter("x.deadletter", 0, 0, b"k", b"v",
-                        (("a", b"1"), (dl.REPLAY_COUNT, b"1"), (dl.CODE, b"X"), (dl.SOURCE_TOPIC, b"x.raw")))
+    rec = dl.DeadLetter(
+        "x.deadletter",
+        0,
+        0,
+        b"k",
+        b"v",
+        (("a", b"1"), (dl.REPLAY_COUNT, b"1"), (dl.CODE, b"X"), (dl.SOURCE_TOPIC, b"x.raw")),
+    )
     assert rec.replays == 1
     assert rec.replay_headers() == (("a", b"1"), (dl.REPLAY_COUNT, b"2"))
 
@@ -122,7 +132,9 @@ def test_content_event_id_ignores_key_order_and_whitespace() -> None:
     assert content_event_id("t", {"a": 1}) != content_event_id("u", {"a": 1})
 
 
-SOURCE = WebhookSource("vome", "/webhooks/vome/{trigger}", lambda t, b: b.get("id"), triggers={"profile.created"})
+SOURCE = WebhookSource(
+    "vome", "/webhooks/vome/{trigger}", lambda t, b: b.get("id"), triggers={"profile.created"}
+)
 
 
 @pytest.mark.parametrize(
@@ -138,6 +150,7 @@ SOURCE = WebhookSource("vome", "/webhooks/vome/{trigger}", lambda t, b: b.get("i
         ("profile.created", b'{"id": "1"}', sign("s3cret", b'{"id": "1"}'), "s3cret", 202),
     ],
 )
-def test_webhook_delivery_checks(trigger: str, body: bytes, signature: str | None, secret: str | None,
-                                 status: int) -> None:
+def test_webhook_delivery_checks(
+    trigger: str, body: bytes, signature: str | None, secret: str | None, status: int
+) -> None:
     assert check_delivery(SOURCE, trigger, body, signature, secret, max_bytes=100).status == status

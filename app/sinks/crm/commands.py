@@ -13,7 +13,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-CommandOp = Literal["contact.upsert", "contact.archive", "contact.erase", "activity.upsert", "activity.delete"]
+CommandOp = Literal[
+    "contact.upsert", "contact.archive", "contact.erase", "activity.upsert", "activity.delete"
+]
 IdProperty = Literal["vome_user_id", "email", "external_id"]
 ActivityStatus = Literal["SCHEDULED", "COMPLETED", "CANCELED", "NO_SHOW", "REQUESTED"]
 
@@ -84,7 +86,9 @@ class CrmCommand(BaseModel):
         allowed = ACTIVITY_PROPERTIES if self.op.startswith("activity.") else CONTACT_PROPERTIES
         unknown = sorted(set(self.properties) - allowed)
         if unknown:
-            raise ValueError(f"properties not in the {self.op.split('.')[0]} allow-list: {', '.join(unknown)}")
+            raise ValueError(
+                f"properties not in the {self.op.split('.')[0]} allow-list: {', '.join(unknown)}"
+            )
         if self.op.startswith("activity.") and not self.activity_id:
             raise ValueError(f"{self.op} needs an activity_id")
         return self

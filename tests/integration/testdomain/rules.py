@@ -18,8 +18,13 @@ class Thing(BaseModel):
 
 def process(raw: RawRecord, now: datetime) -> Processed:
     thing = validate(Thing, decode_json_object(raw.value))
-    return Processed(event_id=thing.id, event_type="thing", payload=thing, enriched={"id": thing.id, "n": thing.n},
-                     key=thing.id)
+    return Processed(
+        event_id=thing.id,
+        event_type="thing",
+        payload=thing,
+        enriched={"id": thing.id, "n": thing.n},
+        key=thing.id,
+    )
 
 
 def route(p: Processed, now: datetime) -> list[Emit]:
@@ -31,5 +36,6 @@ def fold(state: Any, value: Any, now: datetime) -> Folded:
     return Folded({"total": total}, [Emit("testdomain.snapshot", value["id"], {"total": total})])
 
 
-RULES = DomainRules(name="testdomain", process=process, route=route,
-                    tables=[TableRule("totals", "testdomain.feed", fold)])
+RULES = DomainRules(
+    name="testdomain", process=process, route=route, tables=[TableRule("totals", "testdomain.feed", fold)]
+)
