@@ -27,6 +27,7 @@ EVENT_TYPE = "customer_outgoing"
 AUDIT_SCHEMA = "migration_audit"
 AUDIT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://pismo.io/events/migration/customer_outgoing-1.json")
 _LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
+_EXACT_FLOAT = 2**53
 
 
 def audit_schema() -> AvroSchema:
@@ -45,21 +46,15 @@ def event_time(raw: RawRecord) -> datetime | None:
     return datetime.fromtimestamp(raw.timestamp_ms / 1000, UTC)
 
 
-def audit_record(event: CustomerOutgoing, event_id: str, raw: RawRecord, now: datetime) -> dict[str, Any]:
-    """The JSON-ready audit record; :class:`EnrichError` when a valid id does not fit Avro's 64-bit long."""
+def audit_record(
+    event: CustomerOutgoing, body: Mapping[str, Any], event_id: str, raw: RawRecord, now: datetime
+) -> dict[str, Any]:
+    """The JSON-ready audit record of a validated event; ``body`` is the JSON it was validated from."""
     entity = None
     if event.entity is not None:
-        for name, value in (
-            ("account_id", event.entity.account_id),
-            ("customer_id", event.entity.customer_id),
-        ):
-            if not _LONG_MIN <= value <= _LONG_MAX:
-                raise EnrichError(
-                    "integer is valid JSON but does not fit the audit record's 64-bit Avro long",
-                    code="ENRICH-OUT-OF-RANGE",
-                    path=f"/entity/{name}",
-                )
         entity = {"account_id": event.entity.account_id, "customer_id": event.entity.customer_id}
+        for name, value in entity.items():
+            _check_exact_long(name, body["entity"][name], value)
     when = event_time(raw)
     m = event.migration
     return {
@@ -82,6 +77,18 @@ def audit_record(event: CustomerOutgoing, event_id: str, raw: RawRecord, now: da
         "source": {"topic": raw.topic, "partition": raw.partition, "offset": raw.offset},
         "original_sha256": hashlib.sha256(raw.value or b"").hexdigest(),
     }
+
+
+def _check_exact_long(name: str, sent: Any, value: int) -> None:
+    """Valid JSON Schema integers the audit cannot hold faithfully are refused, never rounded: beyond Avro's
+    64-bit long, or sent in a form the JSON parser could only read as a float of 2**53 or more (its low digits
+    may already be lost, so the audit could record another customer's id)."""
+    if not _LONG_MIN <= value <= _LONG_MAX or (isinstance(sent, float) and abs(sent) >= _EXACT_FLOAT):
+        raise EnrichError(
+            "integer is valid JSON but cannot be audited exactly as a 64-bit Avro long",
+            code="ENRICH-OUT-OF-RANGE",
+            path=f"/entity/{name}",
+        )
 
 
 def avro_datum(audit: Mapping[str, Any]) -> dict[str, Any]:

@@ -43,7 +43,7 @@ def process(raw: RawRecord, now: datetime) -> Processed:
         event_id=event_id,
         event_type=EVENT_TYPE,
         payload=event,
-        enriched=audit_record(event, event_id, raw, now),
+        enriched=audit_record(event, body, event_id, raw, now),
         event_time=event_time(raw),
         key=event.migration.id,
     )
