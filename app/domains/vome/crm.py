@@ -1,0 +1,124 @@
+"""Vome deliveries as CRM commands (:class:`~app.sinks.crm.commands.CrmCommand` on ``crm.commands``).
+
+The mapping, per trigger:
+
+- ``profile.created|updated`` -> ``contact.upsert`` (name, e-mail, phone; ``vome_status=active`` on creation);
+  ``profile.archived`` -> ``contact.archive``; ``profile.deleted`` -> ``contact.erase``.
+- ``booking.created|updated`` -> ``activity.upsert`` of the booking (shift title, start, end, COMPLETED once
+  hours are approved else SCHEDULED, approved hours); ``booking.deleted`` -> ``activity.delete``.
+- ``form_submission.*`` -> ``contact.upsert`` of ``vome_last_form_*`` (status ``deleted`` on deletion: the
+  latest thing that happened to the contact's forms).
+- ``sequence_assignment.created|updated`` -> ``contact.upsert`` of ``vome_onboarding_steps_done|_total`` and
+  ``vome_sequence_id``; ``.deleted`` clears the three (null), as the contact has no assignment to show.
+
+Properties that are null in a payload are left out of upserts (a webhook that omits a value does not clear the
+CRM's), except where clearing is the meaning (the deleted assignment above). Every command is built from the
+enriched record, which holds allow-listed data only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any
+
+from app.sinks.crm.commands import CommandOp, CrmCommand, PropertyValue
+
+SOURCE = "vome"
+ACTIVITY_KIND = "volunteer_shift"
+
+
+def command_id(event_id: str, op: str, contact_id: str) -> str:
+    """Same delivery, same op, same contact -> same id: the CRM sink's idempotency key."""
+    return hashlib.sha256(f"{event_id}\x00{op}\x00{contact_id}".encode()).hexdigest()
+
+
+def _command(
+    enriched: dict[str, Any],
+    op: CommandOp,
+    now: datetime,
+    properties: dict[str, PropertyValue],
+    activity_id: str | None = None,
+) -> CrmCommand:
+    contact = enriched["user_id"]
+    return CrmCommand(
+        command_id=command_id(enriched["event_id"], op, contact),
+        op=op,
+        contact_id=contact,
+        activity_id=activity_id,
+        properties=properties,
+        source=SOURCE,
+        source_event_id=enriched["event_id"],
+        issued_at=now,
+    )
+
+
+def _present(props: dict[str, PropertyValue]) -> dict[str, PropertyValue]:
+    return {k: v for k, v in props.items() if v is not None}
+
+
+def commands_for(enriched: dict[str, Any], now: datetime) -> list[CrmCommand]:
+    """The CRM commands one accepted delivery causes (each trigger causes exactly one)."""
+    trigger: str = enriched["trigger"]
+    data: dict[str, Any] = enriched["data"]
+    if trigger == "profile.deleted":
+        return [_command(enriched, "contact.erase", now, {})]
+    if trigger == "profile.archived":
+        return [_command(enriched, "contact.archive", now, {"vome_status": "archived"})]
+    if trigger.startswith("profile."):
+        details = data.get("profile_details") or {}
+        props: dict[str, PropertyValue] = {
+            "vome_user_id": enriched["user_id"],
+            "email": details.get("email"),
+            "firstname": details.get("first_name"),
+            "lastname": details.get("last_name"),
+            "phone": details.get("phone_number"),
+            "vome_status": "active" if trigger == "profile.created" else None,
+            "source_system": SOURCE,
+        }
+        return [_command(enriched, "contact.upsert", now, _present(props))]
+    if trigger == "booking.deleted":
+        return [_command(enriched, "activity.delete", now, {}, activity_id=enriched["entity_id"])]
+    if trigger.startswith("booking."):
+        shift = data.get("shift") or {}
+        props = {
+            "title": shift.get("shift_title"),
+            "start": shift.get("shift_start_at"),
+            "end": shift.get("shift_end_at"),
+            "status": "COMPLETED" if enriched["hours_approved"] else "SCHEDULED",
+            "hours_approved": enriched["hours"],
+            "kind": ACTIVITY_KIND,
+            "source_system": SOURCE,
+        }
+        return [
+            _command(enriched, "activity.upsert", now, _present(props), activity_id=enriched["entity_id"])
+        ]
+    if trigger.startswith("form_submission."):
+        props = {
+            "vome_user_id": enriched["user_id"],
+            "vome_last_form_id": (data.get("form") or {}).get("id"),
+            "vome_last_form_status": "deleted"
+            if trigger.endswith(".deleted")
+            else data.get("submission_status"),
+            "vome_last_form_submitted_at": data.get("created_at"),
+            "source_system": SOURCE,
+        }
+        return [_command(enriched, "contact.upsert", now, _present(props))]
+    if trigger == "sequence_assignment.deleted":
+        cleared: dict[str, PropertyValue] = {
+            "vome_user_id": enriched["user_id"],
+            "vome_sequence_id": None,
+            "vome_onboarding_steps_done": None,
+            "vome_onboarding_steps_total": None,
+            "source_system": SOURCE,
+        }
+        return [_command(enriched, "contact.upsert", now, cleared)]
+    progress = enriched["onboarding"]
+    props = {
+        "vome_user_id": enriched["user_id"],
+        "vome_sequence_id": (data.get("sequence_info") or {}).get("id"),
+        "vome_onboarding_steps_done": progress["steps_done"],
+        "vome_onboarding_steps_total": progress["steps_total"],
+        "source_system": SOURCE,
+    }
+    return [_command(enriched, "contact.upsert", now, _present(props))]

@@ -1,0 +1,107 @@
+"""What of a Vome payload may leave ``vome.raw``: one allow-list per family, and nothing else.
+
+Projections on ``vome.bookings|profiles|forms|sequences``, CRM commands and table feeds are built from
+:func:`project` over these lists, never from the payload directly, so a field Vome adds tomorrow stays on the
+raw topic until someone names it here. :data:`NEVER_LEAVES` names the data the brief forbids outright (medical
+information, emergency contacts, dates of birth and the age derived from them, digital-consent files,
+attachments, form answers); a unit test proves no allow-list reaches into it and that planted values in every
+non-allow-listed field appear in no output and no error message.
+
+A spec maps a field name to ``None`` (copy the value: scalars and lists of scalars only) or to a nested spec
+(descend into an object, or into every object of a list).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+Spec = Mapping[str, "Spec | None"]
+
+
+def _leaves(*names: str) -> dict[str, Spec | None]:
+    return dict.fromkeys(names)
+
+
+_VOLUNTEER_REF: Spec = _leaves("id")
+
+ALLOW: Mapping[str, Spec] = {
+    "booking": {
+        **_leaves("id", "status", "created_at", "arrival_time", "departure_time"),
+        "shift": _leaves("id", "created_at", "shift_start_at", "shift_end_at", "spots", "shift_title"),
+        "opportunity": {**_leaves("id", "status", "title"), "category": _leaves("id", "title")},
+        "user": _VOLUNTEER_REF,
+    },
+    "profile": {
+        **_leaves(
+            "id", "logged_hours", "is_offline", "is_following", "most_recent_shift", "completed_shifts"
+        ),
+        "profile_details": _leaves(
+            "first_name", "last_name", "full_name", "email", "phone_number", "created_at"
+        ),
+        "opportunities": {
+            "id": None,
+            "opportunity": {**_leaves("id", "title"), "category": _leaves("id", "title")},
+        },
+        "profile_tags": {"id": None, "tag": _leaves("id", "tag_title")},
+    },
+    "form_submission": {
+        **_leaves("id", "submission_status", "created_at", "arrival_source"),
+        "user": _VOLUNTEER_REF,
+        "form": _leaves("id", "title"),
+        "folder": _leaves("name"),
+    },
+    "sequence_assignment": {
+        **_leaves("id", "status", "created_at", "updated_at"),
+        "user_info": _VOLUNTEER_REF,
+        "sequence_info": {
+            **_leaves("id", "title", "sequence_status", "display_status"),
+            "step_info": _leaves("step", "type"),
+        },
+    },
+}
+
+#: JSON pointers (list indexes omitted) of the data that must never leave ``vome.raw``, per family.
+NEVER_LEAVES: Mapping[str, tuple[str, ...]] = {
+    "booking": ("/user/date_of_birth",),
+    "profile": (
+        "/emergency_contact",
+        "/medical_information",
+        "/profile_details/date_of_birth",
+        "/profile_details/age",
+    ),
+    "form_submission": (
+        "/user/date_of_birth",
+        "/medical_info",
+        "/emergency_contact",
+        "/digital_consent",
+        "/attachments",
+        "/questions",
+    ),
+    "sequence_assignment": ("/user_info/date_of_birth",),
+}
+
+
+def project(doc: Mapping[str, Any], spec: Spec) -> dict[str, Any]:
+    """The allow-listed part of ``doc``; fields absent from ``doc`` stay absent."""
+    out: dict[str, Any] = {}
+    for name, sub in spec.items():
+        if name not in doc:
+            continue
+        value = doc[name]
+        if sub is None or value is None:
+            out[name] = value
+        elif isinstance(value, list):
+            out[name] = [project(item, sub) for item in value if isinstance(item, Mapping)]
+        elif isinstance(value, Mapping):
+            out[name] = project(value, sub)
+    return out
+
+
+def allowed_pointers(spec: Spec, prefix: str = "") -> list[str]:
+    """Every leaf the spec lets out, as a JSON pointer without list indexes."""
+    out: list[str] = []
+    for name, sub in spec.items():
+        pointer = f"{prefix}/{name}"
+        out.extend([pointer] if sub is None else allowed_pointers(sub, pointer))
+    return out
