@@ -15,6 +15,7 @@ import hashlib
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from app.core.avro import AvroSchema, load_schema
@@ -30,6 +31,7 @@ _LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
 _EXACT_FLOAT = 2**53
 
 
+@cache
 def audit_schema() -> AvroSchema:
     return load_schema(AUDIT_SCHEMA)
 
