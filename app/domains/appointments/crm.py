@@ -1,0 +1,104 @@
+"""Appointments -> CRM commands: the customer as a contact, the appointment as an activity on that contact.
+
+Built from the enriched record, not the webhook, so the table fold can issue them: it alone knows whether an
+update is stale, and a stale update must not roll a CRM activity back to an older status or time.
+
+The contact is named by email when the customer has one (the CRM deduplicates contacts by email), else by the
+upstream external id, else by the upstream customer id (an external id from the CRM's point of view). An
+appointment without a customer has no contact to attach an activity to, so it issues no command.
+
+Command ids are a hash of (event id, operation, contact): a redelivered event yields the same ids, which the
+CRM sink uses as idempotency keys. ``issued_at`` is the appointment's ``updatedAt``, the upstream's own clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from app.core.records import Emit
+from app.sinks.crm.commands import ActivityStatus, CrmCommand, IdProperty, PropertyValue
+
+CRM_TOPIC = "crm.commands"
+SOURCE = "appointments"
+DEFAULT_TITLE = "Appointment"
+
+ACTIVITY_STATUS: dict[str, ActivityStatus] = {
+    "ACCEPTED": "SCHEDULED",
+    "COMPLETED": "COMPLETED",
+    "NO_SHOW": "NO_SHOW",
+    "CANCELLED": "CANCELED",
+    "INCOMING_REQUEST": "REQUESTED",
+    "OUTGOING_INVITE": "REQUESTED",
+    "ALTERNATIVE_DATE_REQUESTED": "REQUESTED",
+}
+
+
+def activity_status(status: str, event_type: str) -> ActivityStatus:
+    """A CANCEL event cancels the activity whatever status it reports."""
+    return "CANCELED" if event_type == "CANCEL" else ACTIVITY_STATUS[status]
+
+
+def contact_of(customer: Mapping[str, Any] | None) -> tuple[str, IdProperty] | None:
+    """(contact id, the CRM property it is matched on), or None when the customer cannot be named."""
+    if not customer:
+        return None
+    if customer.get("email"):
+        return str(customer["email"]), "email"
+    for key in ("external_id", "id"):
+        if customer.get(key):
+            return str(customer[key]), "external_id"
+    return None
+
+
+def command_id(event_id: str, op: str, contact_id: str) -> str:
+    return hashlib.sha256(f"{SOURCE}\x00{event_id}\x00{op}\x00{contact_id}".encode()).hexdigest()
+
+
+def crm_commands(enriched: Mapping[str, Any]) -> list[Emit]:
+    """contact.upsert then activity.upsert, keyed by the contact id; nothing without a nameable customer."""
+    contact = contact_of(enriched.get("customer"))
+    if contact is None:
+        return []
+    contact_id, id_property = contact
+    event_id = str(enriched["event_id"])
+    issued_at = datetime.fromisoformat(enriched["updated_at"])
+    customer = enriched["customer"]
+    contact_properties: dict[str, PropertyValue] = {"source_system": SOURCE}
+    if customer.get("email"):
+        contact_properties["email"] = customer["email"]
+    external_id = customer.get("external_id") or (contact_id if id_property == "external_id" else None)
+    if external_id:
+        contact_properties["external_id"] = external_id
+    upsert = CrmCommand(
+        command_id=command_id(event_id, "contact.upsert", contact_id),
+        op="contact.upsert",
+        contact_id=contact_id,
+        id_property=id_property,
+        properties=contact_properties,
+        source=SOURCE,
+        source_event_id=event_id,
+        issued_at=issued_at,
+    )
+    activity = CrmCommand(
+        command_id=command_id(event_id, "activity.upsert", contact_id),
+        op="activity.upsert",
+        contact_id=contact_id,
+        id_property=id_property,
+        activity_id=str(enriched["appointment_id"]),
+        properties={
+            "title": enriched.get("subject_name") or DEFAULT_TITLE,
+            "start": enriched["start"],
+            "end": enriched["end"],
+            "status": activity_status(enriched["status"], enriched["event_type"]),
+            "meeting_type": enriched["meeting_type"],
+            "kind": "appointment",
+            "source_system": SOURCE,
+        },
+        source=SOURCE,
+        source_event_id=event_id,
+        issued_at=issued_at,
+    )
+    return [Emit(CRM_TOPIC, contact_id, c.model_dump(mode="json")) for c in (upsert, activity)]
