@@ -1,0 +1,79 @@
+"""Session-wide fixtures: one real Kafka broker for the whole run, and unique names so tests never share state.
+
+The broker is started at most once per session and only when a test asks for it, so unit and contract runs
+never pay for a JVM. ``SWITCHYARD_BROKER=host:port`` points the suite at an existing broker instead.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from app.broker import EmbeddedBroker
+
+BROKER_ENV = "SWITCHYARD_BROKER"
+SCRAM_USERS = {"switchyard": "switchyard-secret", "reader": "reader-secret"}
+
+_started: list[EmbeddedBroker] = []
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``host:port`` of the session's broker: ``$SWITCHYARD_BROKER``, else an embedded KRaft broker."""
+    external = os.environ.get(BROKER_ENV, "").strip()
+    if external:
+        yield external
+        return
+    data_dir = tmp_path_factory.mktemp("kafka")
+    broker = EmbeddedBroker(data_dir=data_dir, log_file=data_dir / "kafka.log")
+    _started.append(broker)
+    try:
+        yield broker.start()
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def scram_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    """A second embedded broker with a SASL/SCRAM listener (users in ``SCRAM_USERS``), started on first use.
+
+    Separate from ``kafka_bootstrap`` so the common broker stays plain and fast; it is embedded even when
+    ``SWITCHYARD_BROKER`` is set, because the users have to exist on it.
+    """
+    data_dir = tmp_path_factory.mktemp("kafka-scram")
+    broker = EmbeddedBroker(data_dir=data_dir, log_file=data_dir / "kafka.log", scram_users=SCRAM_USERS)
+    _started.append(broker)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def unique_name(request: pytest.FixtureRequest) -> Callable[[str], str]:
+    """Factory of topic / group / transactional-id names unique to this test and call, valid for Kafka.
+
+    Tests share one broker for the whole session, so a name reused across tests (or reruns against an external
+    broker) would read another test's records.
+    """
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", request.node.name).strip("-")[:60]
+
+    def make(prefix: str = "t") -> str:
+        return f"{prefix}.{slug}.{uuid.uuid4().hex[:10]}"
+
+    return make
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int) -> None:
+    """On failure, say where the broker's log is: broker-side reasons (fencing, a full disk) show only there."""
+    if exitstatus == 0 or not _started:
+        return
+    for broker in _started:
+        log: Path = broker.log_file
+        terminalreporter.write_line(f"embedded Kafka {broker.version} log: {log}")
