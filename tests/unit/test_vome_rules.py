@@ -344,3 +344,19 @@ def test_document_builds_a_valid_body_for_every_trigger(trigger: str) -> None:
     p = person(rng)
     processed = process(raw(trigger, document(rng, trigger, p)), NOW)
     assert processed.key == p.id
+
+
+def test_event_time_only_where_the_payload_dates_the_event() -> None:
+    def at(trigger: str) -> datetime | None:
+        return process(raw(trigger, SAMPLES[trigger]), NOW).event_time
+
+    assert at("booking.created") == datetime(2025, 3, 5, 10, 12, tzinfo=UTC)
+    assert at("sequence_assignment.updated") == datetime(2025, 3, 20, 16, 30, tzinfo=UTC)
+    assert at("profile.created") == datetime.fromisoformat(
+        SAMPLES["profile.created"]["profile_details"]["created_at"]
+    )
+    assert (
+        at("booking.updated") is None
+        and at("profile.deleted") is None
+        and at("form_submission.updated") is None
+    )

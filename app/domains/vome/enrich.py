@@ -8,6 +8,7 @@ it.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, Literal
 
 from app.core.errors import EnrichError
@@ -96,6 +97,22 @@ def onboarding(assignment: SequenceAssignment) -> tuple[int, int]:
     info = assignment.sequence_info
     steps = (info.step_info or []) if info is not None else []
     return sum(1 for s in steps if step_done(s)), len(steps)
+
+
+def event_time(trigger: str, payload: Payload) -> datetime | None:
+    """When the event happened, where the payload says so; None lets the runtime use the record's timestamp.
+
+    Only creations (``created_at``) and sequence updates (``updated_at``) carry their own time: a booking,
+    profile or submission keeps its creation time through later updates and deletions, which would make
+    every later event look months late.
+    """
+    if isinstance(payload, SequenceAssignment) and trigger.endswith(".updated"):
+        return payload.updated_at
+    if not trigger.endswith(".created"):
+        return None
+    if isinstance(payload, Profile):
+        return payload.profile_details.created_at if payload.profile_details else None
+    return payload.created_at
 
 
 def enrich(trigger: str, payload: Payload, event_id: str) -> dict[str, Any]:

@@ -491,7 +491,6 @@ _WEIGHTS: dict[str, int] = {
     "sequence_assignment.updated": 8,
     "sequence_assignment.deleted": 1,
 }
-assert set(_WEIGHTS) == set(TRIGGERS)
 
 
 def generate(rng: random.Random, n: int, *, invalid_share: float = 0.05) -> list[Generated]:

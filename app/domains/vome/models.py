@@ -22,7 +22,6 @@ test.
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
@@ -366,12 +365,3 @@ def user_id(payload: Payload) -> str:
     if isinstance(payload, SequenceAssignment):
         return payload.user_info.id
     return payload.user.id
-
-
-def event_time(payload: Payload) -> datetime | None:
-    """When Vome last changed the entity, as far as the payload says (for lag metrics, not for ordering)."""
-    if isinstance(payload, SequenceAssignment):
-        return payload.updated_at or payload.created_at
-    if isinstance(payload, Profile):
-        return payload.profile_details.created_at if payload.profile_details else None
-    return payload.created_at

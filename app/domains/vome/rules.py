@@ -31,8 +31,8 @@ from app.core.records import (
 )
 from app.core.validation import validate
 from app.domains.vome.crm import commands_for
-from app.domains.vome.enrich import MODELS, TRIGGERS, Family, enrich, family_of
-from app.domains.vome.models import event_time, user_id
+from app.domains.vome.enrich import MODELS, TRIGGERS, Family, enrich, event_time, family_of
+from app.domains.vome.models import user_id
 from app.domains.vome.state import FEED_TOPIC, feed_value, fold_volunteer
 
 __all__ = ["RULES", "TOPICS", "TRIGGERS", "entity_id_of", "key_of", "process", "route"]
@@ -72,7 +72,7 @@ def process(raw: RawRecord, now: datetime) -> Processed:
         event_type=trigger,
         payload=payload,
         enriched=enrich(trigger, payload, event_id),
-        event_time=event_time(payload),
+        event_time=event_time(trigger, payload),
         key=user_id(payload),
     )
 
