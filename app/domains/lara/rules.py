@@ -1,0 +1,216 @@
+"""Stage one of Lära: one raw record -> checked, validated, enriched, and routed to the feed of its table.
+
+The record type travels in header ``switchyard.event-type`` (one of :data:`EVENT_TYPES`; anything else is
+LARA-UNKNOWN-TYPE). Checks run in the order a fixer needs them: the seed's own rules (LARA-1000..1009, on ids
+and on how the user is named), then the shapes (SCHEMA-*), then the rules across fields: a range ending before
+it starts (LARA-1010) and, in a full status set, two entries with one id (LARA-1008) or two ranges that overlap
+(LARA-OVERLAP; overlaps that an update or a change would create are judged by the timeline fold, which alone
+knows the member's other ranges, see :mod:`app.domains.lara.state`).
+
+Event id: no Lära record carries an id of its event (``cycleId`` or ``entryId`` name the *thing*, which is sent
+again whenever it changes), so every event id is the content hash of type and body. Keys: member records by
+the member key (user id, or ``customFieldAPIName:customFieldValue``), progress by ``memberId``, cycles and
+periods by ``cycleId``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from app.core.codecs import decode_json_object
+from app.core.errors import ValidationFailed
+from app.core.records import (
+    DomainRules,
+    Emit,
+    Processed,
+    RawRecord,
+    TableRule,
+    content_event_id,
+    load_samples,
+)
+from app.core.validation import validate
+from app.domains.lara.checks import (
+    INVALID_DATE,
+    INVALID_ENTRY_ID,
+    OVERLAPPING_RANGES,
+    UNKNOWN_TYPE,
+    check,
+    is_api_name,
+    normalise_id,
+)
+from app.domains.lara.enrich import enrich_cycle, enrich_period, enrich_progress, enrich_status
+from app.domains.lara.models import (
+    CYCLE,
+    EVENT_TYPES,
+    MEMBER_TYPES,
+    MODELS,
+    PERIOD,
+    USER_PROGRESS,
+    Cycle,
+    MemberStatusChange,
+    MemberStatuses,
+    MemberStatusUpdate,
+    NamedUser,
+    Period,
+    StatusRange,
+    UserProgress,
+)
+from app.domains.lara.state import (
+    COMPLIANCE_FEED,
+    COMPLIANCE_TABLE,
+    CYCLE_TABLE,
+    CYCLES_FEED,
+    STATUSES_FEED,
+    TIMELINE_TABLE,
+    first_overlap,
+    fold_compliance,
+    fold_cycle,
+    fold_timeline,
+)
+
+RAW_TOPIC = "lara.raw"
+
+
+def event_type_of(raw: RawRecord) -> str:
+    """The record type from its header, or LARA-UNKNOWN-TYPE (the header's value is not echoed back)."""
+    event_type = raw.event_type_header
+    if event_type is None:
+        raise ValidationFailed("header switchyard.event-type is missing", code=UNKNOWN_TYPE)
+    if event_type not in EVENT_TYPES:
+        raise ValidationFailed("header switchyard.event-type names no Lära record type", code=UNKNOWN_TYPE)
+    return event_type
+
+
+def _check_range(status: StatusRange, path: str) -> None:
+    if status.endDate is not None and status.endDate < status.startDate:
+        raise ValidationFailed(
+            "endDate must be on or after startDate", code=INVALID_DATE, path=f"{path}/endDate"
+        )
+
+
+def _member(model: NamedUser, key: str) -> dict[str, Any]:
+    return {
+        "memberKey": key,
+        "userId": model.userId,
+        "customFieldAPIName": model.customFieldAPIName,
+        "customFieldValue": model.customFieldValue,
+    }
+
+
+def _statuses(model: MemberStatuses) -> list[dict[str, Any]]:
+    seen: set[str] = set()
+    for i, status in enumerate(model.statuses):
+        _check_range(status, f"/statuses/{i}")
+        if status.entryId is not None:
+            if status.entryId in seen:
+                raise ValidationFailed(
+                    "entryId appears twice in the set", code=INVALID_ENTRY_ID, path=f"/statuses/{i}/entryId"
+                )
+            seen.add(status.entryId)
+    entries = [enrich_status(s) for s in model.statuses]
+    clash = first_overlap(entries)
+    if clash is not None:
+        raise ValidationFailed(
+            "status range overlaps an earlier range of the set",
+            code=OVERLAPPING_RANGES,
+            path=f"/statuses/{clash[1]}",
+        )
+    return entries
+
+
+def _enrich(event_type: str, model: Any, key: str | None, now: datetime) -> tuple[dict[str, Any], str]:
+    """The enriched body and the record's key."""
+    if isinstance(model, Cycle):
+        return enrich_cycle(model), model.cycleId
+    if isinstance(model, Period):
+        return enrich_period(model, now), model.cycleId
+    if isinstance(model, UserProgress):
+        return enrich_progress(model), model.memberId
+    assert key is not None
+    if isinstance(model, MemberStatuses):
+        return {**_member(model, key), "statuses": _statuses(model)}, key
+    if isinstance(model, MemberStatusUpdate):
+        _check_range(model.status, "/status")
+        return {**_member(model, key), "entryId": model.entryId, "status": enrich_status(model.status)}, key
+    if isinstance(model, MemberStatusChange):
+        _check_range(model.status, "/status")
+        return {**_member(model, key), "status": enrich_status(model.status)}, key
+    raise AssertionError(f"no enrichment for {event_type}")
+
+
+def process(raw: RawRecord, now: datetime) -> Processed:
+    """Raw Lära record -> Processed, or a RecordError naming the code, the path and the rule."""
+    event_type = event_type_of(raw)
+    doc = decode_json_object(raw.value)
+    checked, member_key = check(event_type, doc)
+    model = validate(MODELS[event_type], checked)
+    body, key = _enrich(event_type, model, member_key, now)
+    event_id = content_event_id(event_type, doc)
+    return Processed(
+        event_id=event_id,
+        event_type=event_type,
+        payload=model,
+        enriched={"type": event_type, "eventId": event_id, **body},
+        key=key,
+    )
+
+
+def route(processed: Processed, now: datetime) -> list[Emit]:
+    """Member records feed the timeline (key member); cycles, periods and progress feed the cycle table (key
+    cycle id), which forwards progress to the member's compliance with the cycle's periods attached."""
+    enriched = processed.enriched
+    if processed.event_type in MEMBER_TYPES:
+        return [Emit(STATUSES_FEED, processed.key, enriched)]
+    return [Emit(CYCLES_FEED, enriched["cycleId"], enriched)]
+
+
+def _member_key_of(doc: dict[str, Any]) -> str | None:
+    user = normalise_id(doc.get("userId"))
+    if user is None and isinstance(doc.get("statuses"), list):
+        named = [normalise_id(s.get("userId")) for s in doc["statuses"] if isinstance(s, dict)]
+        user = next((u for u in named if u is not None), None)
+    if user is not None:
+        return user
+    api_name, value = doc.get("customFieldAPIName"), doc.get("customFieldValue")
+    if is_api_name(api_name) and isinstance(value, str) and value.strip():
+        return f"{api_name}:{value.strip()}"
+    return None
+
+
+def key_of(body: bytes, event_type: str | None) -> bytes | None:
+    """The raw key Lära records are produced with (as :func:`process` keys them); None when the body does not
+    say."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(doc, dict):
+        return None
+    key: str | None
+    if event_type in (CYCLE, PERIOD):
+        key = normalise_id(doc.get("cycleId"))
+    elif event_type == USER_PROGRESS:
+        key = normalise_id(doc.get("memberId"))
+    elif event_type in MEMBER_TYPES:
+        key = _member_key_of(doc)
+    else:
+        key = None
+    return key.encode() if key is not None else None
+
+
+RULES = DomainRules(
+    name="lara",
+    process=process,
+    route=route,
+    tables=(
+        TableRule(TIMELINE_TABLE, STATUSES_FEED, fold_timeline),
+        TableRule(CYCLE_TABLE, CYCLES_FEED, fold_cycle),
+        TableRule(COMPLIANCE_TABLE, COMPLIANCE_FEED, fold_compliance),
+    ),
+    event_types=EVENT_TYPES,
+    samples=lambda: load_samples("lara"),
+    key_of=key_of,
+)

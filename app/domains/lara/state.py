@@ -1,0 +1,340 @@
+"""Lära's three tables as pure folds, chained so that each is fed by a topic keyed by its own key.
+
+::
+
+    lara.raw --process/route--> lara.statuses.feed (member key) --fold_timeline--+
+             \\                                                                   +--> lara.compliance.feed
+              +-------------> lara.cycles.feed (cycle id) ----fold_cycle--------+      (member key)
+                                                                                         |
+                                                  lara.compliance <--fold_compliance-----+
+
+**Timeline** (key: member). Entries are status ranges ``[startDate, endDate)`` (``endDate`` null = open);
+two ranges overlap when each starts before the other ends, so a range may end where the next one starts.
+
+- ``member_statuses`` replaces every entry (stage one already refused a set that overlaps itself);
+- ``member_status_update`` sets the entry named ``entryId`` (adding it when unknown, so an update that
+  overtakes the full set it belongs to is not lost);
+- ``member_status_change`` closes the *active range* (the latest-starting range that starts before the new one
+  and is open or ends after its start) at the new start, and adds the new range.
+
+An update or change whose result would overlap another range is **rejected and recorded**: a fold cannot
+dead-letter (its input was accepted long ago), so the state keeps the timeline untouched and appends
+``{eventId, type, code: LARA-OVERLAP, reason}`` to ``rejected`` (the last :data:`REJECTED_KEPT`).
+Idempotency: every transition is computed as "the timeline after this value"; a value whose result equals
+the stored state (a full set or update delivered again; a change whose range already exists exactly as asked;
+a rejection already recorded under its event id) changes nothing and emits nothing. ``revision`` counts
+changes of the entries, so the compliance table can ignore an older timeline arriving late.
+
+**Cycle** (key: cycle id). Holds the cycle, its periods (by ``cyclePeriodId``, each replaced whole: the
+records are list responses, not partial edits) and the members whose progress went through it. ``seq``
+counts changes. A changed cycle or period is sent to every known member of the cycle; a member's progress is
+forwarded with the cycle's periods attached (the join that puts period requirements under the member key).
+A progress already seen (its event id is among the member's last :data:`PROGRESS_IDS_KEPT`) changes nothing,
+so a replayed stretch of the feed cannot move a member back to older progress.
+
+**Compliance** (key: member). Keeps the latest timeline (highest ``revision``) and per cycle the latest
+message (highest ``seq``); older or equal messages change nothing. The snapshot on ``lara.compliance`` is
+computed from that at the fold's ``now``: active now, current status, per cycle the current period, credits
+and ``compliant`` (earned >= the requirement), and ``compliant`` overall. It is emitted only when the stored
+state changed, so "active now" and "current period" are as of the member's last change.
+
+A tombstone (``None``) erases the key's state; the timeline passes it on to the compliance feed, and the
+compliance fold publishes a tombstone on ``lara.compliance``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from app.core.records import Emit, Folded
+from app.domains.lara.checks import OVERLAPPING_RANGES
+from app.domains.lara.enrich import credit_progress
+from app.domains.lara.models import (
+    CYCLE,
+    MEMBER_STATUS_CHANGE,
+    MEMBER_STATUS_UPDATE,
+    MEMBER_STATUSES,
+    PERIOD,
+    USER_PROGRESS,
+)
+
+TIMELINE_TABLE = "status-timeline"
+CYCLE_TABLE = "cycles"
+COMPLIANCE_TABLE = "compliance"
+STATUSES_FEED = "lara.statuses.feed"
+CYCLES_FEED = "lara.cycles.feed"
+COMPLIANCE_FEED = "lara.compliance.feed"
+COMPLIANCE_TOPIC = "lara.compliance"
+
+REJECTED_KEPT = 20
+PROGRESS_IDS_KEPT = 4
+
+_ENTRY_FIELDS = ("entryId", "status", "isActiveMember", "activeFrom", "startDate", "endDate")
+_CYCLE_FIELDS = ("name", "names", "adminName", "isActive", "isDeleted")
+_PERIOD_FIELDS = (
+    "cyclePeriodId",
+    "adminName",
+    "startDate",
+    "endDate",
+    "creditTarget",
+    "isActive",
+    "isDeleted",
+)
+
+
+# ---- ranges ------------------------------------------------------------------------------------------------
+
+
+def _at(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def _start(entry: dict[str, Any]) -> datetime:
+    start = _at(entry["startDate"])
+    assert start is not None
+    return start
+
+
+def overlap(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Half-open ranges overlap when each starts before the other ends (an open end never ends)."""
+    a_end, b_end = _at(a["endDate"]), _at(b["endDate"])
+    return (b_end is None or _start(a) < b_end) and (a_end is None or _start(b) < a_end)
+
+
+def first_overlap(entries: Sequence[dict[str, Any]]) -> tuple[int, int] | None:
+    """Indexes of the first two entries that overlap, or None."""
+    for i, a in enumerate(entries):
+        for j in range(i + 1, len(entries)):
+            if overlap(a, entries[j]):
+                return i, j
+    return None
+
+
+def ordered(entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Entries in time order (start, then entry id), reduced to the fields the timeline keeps."""
+    kept = [{f: e.get(f) for f in _ENTRY_FIELDS} for e in entries]
+    return sorted(kept, key=lambda e: (_start(e), e["entryId"] or ""))
+
+
+def covering(entries: Sequence[dict[str, Any]], at: datetime) -> dict[str, Any] | None:
+    """The range ``at`` falls in, the latest-starting one if several."""
+    found = None
+    for e in entries:
+        end = _at(e["endDate"])
+        if _start(e) <= at and (end is None or at < end):
+            found = e
+    return found
+
+
+# ---- timeline ----------------------------------------------------------------------------------------------
+
+
+def apply_status_record(entries: list[dict[str, Any]], value: dict[str, Any]) -> list[dict[str, Any]] | str:
+    """The entries after ``value`` (a member record as stage one enriched it), or the reason it is refused."""
+    kind = value["type"]
+    if kind == MEMBER_STATUSES:
+        return ordered(value["statuses"])
+    new = dict(value["status"])
+    if kind == MEMBER_STATUS_UPDATE:
+        new["entryId"] = value["entryId"]
+        others = [e for e in entries if e["entryId"] != value["entryId"]]
+        clash = next((e for e in others if overlap(e, new)), None)
+        return "the updated range overlaps another range" if clash else ordered([*others, new])
+    if kind == MEMBER_STATUS_CHANGE:
+        (new,) = ordered([new])
+        if new in entries:
+            return entries
+        start = _start(new)
+        active = None
+        for e in entries:
+            end = _at(e["endDate"])
+            if _start(e) < start and (end is None or end > start):
+                active = e
+        rest = [e for e in entries if e is not active]
+        if active is not None:
+            rest.append({**active, "endDate": new["startDate"]})
+        if any(overlap(e, new) for e in rest):
+            return "the new range overlaps a range that is not the active one"
+        return ordered([*rest, new])
+    raise ValueError(f"{kind} is not a member status record")
+
+
+def fold_timeline(state: Any, value: Any, now: datetime) -> Folded:
+    """Fold one member status record into the member's timeline (rules in the module docstring)."""
+    if value is None:
+        if state is None:
+            return Folded(None, (), changed=False)
+        return Folded(None, [Emit(COMPLIANCE_FEED, state["memberKey"], None)])
+    key = value["memberKey"]
+    current: dict[str, Any] = state or {"memberKey": key, "revision": 0, "entries": [], "rejected": []}
+    result = apply_status_record(current["entries"], value)
+    if isinstance(result, str):
+        if any(r["eventId"] == value["eventId"] for r in current["rejected"]):
+            return Folded(state, (), changed=False)
+        rejection = {
+            "eventId": value["eventId"],
+            "type": value["type"],
+            "code": OVERLAPPING_RANGES,
+            "reason": result,
+        }
+        rejected = [*current["rejected"], rejection][-REJECTED_KEPT:]
+        return Folded({**current, "rejected": rejected}, ())
+    if state is not None and result == current["entries"]:
+        return Folded(state, (), changed=False)
+    new = {**current, "revision": current["revision"] + 1, "entries": result}
+    message = {"kind": "timeline", "memberKey": key, "revision": new["revision"], "entries": result}
+    return Folded(new, [Emit(COMPLIANCE_FEED, key, message)])
+
+
+# ---- cycle -------------------------------------------------------------------------------------------------
+
+
+def _cycle_message(state: dict[str, Any], kind: str, member: str) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "memberKey": member,
+        "cycleId": state["cycleId"],
+        "seq": state["seq"],
+        "cycle": state["cycle"],
+        "periods": sorted(
+            state["periods"].values(), key=lambda p: (p["startDate"] or "", p["cyclePeriodId"])
+        ),
+    }
+
+
+def fold_cycle(state: Any, value: Any, now: datetime) -> Folded:
+    """Fold a cycle, a period or a member's progress into the cycle (rules in the module docstring)."""
+    if value is None:
+        return Folded(None, (), changed=state is not None)
+    cycle_id = value["cycleId"]
+    current: dict[str, Any] = state or {
+        "cycleId": cycle_id,
+        "seq": 0,
+        "cycle": None,
+        "periods": {},
+        "members": {},
+    }
+    kind = value["type"]
+    if kind == USER_PROGRESS:
+        member = value["memberId"]
+        seen = current["members"].get(member, [])
+        tag = value["eventId"][:16]
+        if tag in seen:
+            return Folded(state, (), changed=False)
+        members = {**current["members"], member: [tag, *seen][:PROGRESS_IDS_KEPT]}
+        new = {**current, "seq": current["seq"] + 1, "members": members}
+        progress = {
+            f: value[f] for f in ("requiredCredits", "completedCredits", "exemptedCredits", "providerCredits")
+        }
+        message = {**_cycle_message(new, "progress", member), "progress": progress}
+        return Folded(new, [Emit(COMPLIANCE_FEED, member, message)])
+    if kind == CYCLE:
+        new = {**current, "cycle": {f: value[f] for f in _CYCLE_FIELDS}}
+    elif kind == PERIOD:
+        period = {f: value[f] for f in _PERIOD_FIELDS}
+        new = {**current, "periods": {**current["periods"], value["cyclePeriodId"]: period}}
+    else:
+        raise ValueError(f"{kind} does not belong to a cycle")
+    if state is not None and new == current:
+        return Folded(state, (), changed=False)
+    new["seq"] = current["seq"] + 1
+    return Folded(
+        new, [Emit(COMPLIANCE_FEED, m, _cycle_message(new, "cycle", m)) for m in sorted(new["members"])]
+    )
+
+
+# ---- compliance --------------------------------------------------------------------------------------------
+
+
+def current_period(periods: Sequence[dict[str, Any]], now: datetime) -> dict[str, Any] | None:
+    """The live period ``now`` falls in (latest start wins); a period without a computable end is open."""
+    found = None
+    for p in periods:
+        start, end = _at(p["startDate"]), _at(p["endDate"])
+        if p["isDeleted"] is True or p["isActive"] is False or start is None:
+            continue
+        if start <= now and (end is None or now < end):
+            found = p
+    return found
+
+
+def _cycle_view(cycle_id: str, held: dict[str, Any], now: datetime) -> dict[str, Any]:
+    cycle = held["cycle"] or {}
+    period = current_period(held["periods"], now)
+    progress = held["progress"]
+    required = progress["requiredCredits"] if progress else None
+    source = "user_progress" if required is not None else None
+    if required is None and period is not None and period["creditTarget"] is not None:
+        required, source = period["creditTarget"], "period"
+    credits = (
+        credit_progress(required, progress["completedCredits"], progress["exemptedCredits"])
+        if progress
+        else None
+    )
+    return {
+        "cycleId": cycle_id,
+        "cycleName": cycle.get("name"),
+        "cycleLive": cycle.get("isActive") is not False and cycle.get("isDeleted") is not True,
+        "currentPeriod": period,
+        "requiredCredits": required,
+        "requirementSource": source,
+        "completedCredits": progress["completedCredits"] if progress else None,
+        "exemptedCredits": progress["exemptedCredits"] if progress else None,
+        "earnedCredits": credits["earnedCredits"] if credits else None,
+        "remainingCredits": credits["remainingCredits"] if credits else None,
+        "progressPercent": credits["progressPercent"] if credits else None,
+        "compliant": credits["meetsRequirement"] if credits else None,
+    }
+
+
+def compliance_view(state: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The snapshot on ``lara.compliance`` and what the query API serves.
+
+    ``activeNow`` is None when no status is known, False between ranges. ``compliant`` overall is None until
+    some live cycle has a verdict, then True only when every live cycle with a verdict is met.
+    """
+    timeline = state["timeline"]
+    status = covering(timeline["entries"], now) if timeline else None
+    cycles = [_cycle_view(cid, held, now) for cid, held in sorted(state["cycles"].items())]
+    verdicts = [c["compliant"] for c in cycles if c["cycleLive"] and c["compliant"] is not None]
+    return {
+        "memberKey": state["memberKey"],
+        "activeNow": (status["isActiveMember"] if status else False) if timeline else None,
+        "currentStatus": status,
+        "cycles": cycles,
+        "compliant": all(verdicts) if verdicts else None,
+    }
+
+
+def fold_compliance(state: Any, value: Any, now: datetime) -> Folded:
+    """Fold a timeline or cycle message into the member's compliance (rules in the module docstring)."""
+    if value is None:
+        if state is None:
+            return Folded(None, (), changed=False)
+        return Folded(None, [Emit(COMPLIANCE_TOPIC, state["memberKey"], None)])
+    key = value["memberKey"]
+    current: dict[str, Any] = state or {"memberKey": key, "timeline": None, "cycles": {}}
+    if value["kind"] == "timeline":
+        held = current["timeline"]
+        if held is not None and held["revision"] >= value["revision"]:
+            return Folded(state, (), changed=False)
+        new = {**current, "timeline": {"revision": value["revision"], "entries": value["entries"]}}
+    else:
+        with_cycle = _with_cycle(current, value)
+        if with_cycle is None:
+            return Folded(state, (), changed=False)
+        new = with_cycle
+    return Folded(new, [Emit(COMPLIANCE_TOPIC, new["memberKey"], compliance_view(new, now))])
+
+
+def _with_cycle(current: dict[str, Any], value: dict[str, Any]) -> dict[str, Any] | None:
+    held = current["cycles"].get(value["cycleId"])
+    if held is not None and held["seq"] >= value["seq"]:
+        return None
+    if held is None and value["kind"] != "progress":
+        return None
+    progress = value["progress"] if value["kind"] == "progress" else held["progress"] if held else None
+    entry = {"seq": value["seq"], "cycle": value["cycle"], "periods": value["periods"], "progress": progress}
+    return {**current, "cycles": {**current["cycles"], value["cycleId"]: entry}}
