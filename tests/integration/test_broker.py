@@ -81,7 +81,7 @@ async def round_trip(bootstrap: str, topic: str, value: bytes) -> list[bytes | N
 
 
 async def test_two_brokers_in_a_row_leave_no_process_and_no_port_behind(tmp_path: Path) -> None:
-    pids = []
+    pids: list[int] = []
     for i in range(2):
         data_dir = tmp_path / f"run{i}"
         broker = EmbeddedBroker(data_dir=data_dir)
