@@ -19,6 +19,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -66,7 +67,9 @@ def libs_dir(version: str | None = None) -> Path:
 
 
 def _pom_digest() -> str:
-    return hashlib.sha256(POM.read_bytes()).hexdigest()
+    """The pom's identity minus its default version, which is not part of what a ``libs-<version>`` holds."""
+    pom = re.sub(r"<kafka.version>[^<]*</kafka.version>", "", POM.read_text())
+    return hashlib.sha256(pom.encode()).hexdigest()
 
 
 def ensure_jars(version: str | None = None) -> Path:
@@ -182,6 +185,7 @@ class EmbeddedBroker:
         scram_users: dict[str, str] | None = None,
     ) -> None:
         self.version = kafka_version(version)
+        self._min_heap = min_heap(heap)
         self._owns_dir = data_dir is None
         self.data_dir = (
             Path(tempfile.mkdtemp(prefix="switchyard-kafka-")) if data_dir is None else Path(data_dir)
@@ -304,7 +308,7 @@ class EmbeddedBroker:
     def _java(self, libs: Path) -> list[str]:
         return [
             "java",
-            f"-Xms{min_heap(self.heap)}",
+            f"-Xms{self._min_heap}",
             f"-Xmx{self.heap}",
             *JVM_FLAGS,
             f"-Dlog4j2.configurationFile={self._write_log_config()}",
