@@ -72,6 +72,12 @@ def _given(doc: dict[str, Any], field: str) -> bool:
     return doc.get(field) is not None
 
 
+def _blank(doc: dict[str, Any], field: str) -> bool:
+    """Absent, null or only spaces: a blank name is a missing one (LARA-1004), not an invalid one."""
+    value = doc.get(field)
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
 def _id(
     doc: dict[str, Any], field: str, path: str, *, required: str | None, invalid: str, what: str = "id"
 ) -> None:
@@ -112,7 +118,7 @@ def _period(doc: dict[str, Any]) -> None:
 def _user_progress(doc: dict[str, Any]) -> None:
     _id(doc, "id", "", required=REQUIRED_ID, invalid=INVALID_ID)
     _id(doc, "memberId", "", required=REQUIRED_MEMBER_ID, invalid=INVALID_MEMBER_ID, what="member id")
-    if _given(doc, "customFieldAPIName") and not is_api_name(doc["customFieldAPIName"]):
+    if not _blank(doc, "customFieldAPIName") and not is_api_name(doc["customFieldAPIName"]):
         raise ValidationFailed(
             "customFieldAPIName is not an API name (a letter, then letters, digits or _; at most 100)",
             code=INVALID_CUSTOM_FIELD,
@@ -138,7 +144,7 @@ def _status(status: Any, path: str) -> dict[str, Any]:
 def _named_user(doc: dict[str, Any], statuses: list[dict[str, Any]]) -> str:
     """Check how the record names its user; return the member key (rules in the module docstring)."""
     _id(doc, "userId", "", required=None, invalid=INVALID_USER, what="user id")
-    if _given(doc, "customFieldAPIName") and not is_api_name(doc["customFieldAPIName"]):
+    if not _blank(doc, "customFieldAPIName") and not is_api_name(doc["customFieldAPIName"]):
         raise ValidationFailed(
             "customFieldAPIName is not an API name (a letter, then letters, digits or _; at most 100)",
             code=INVALID_CUSTOM_FIELD,
