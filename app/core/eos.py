@@ -19,6 +19,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -27,7 +28,7 @@ from aiokafka.errors import ProducerFenced, TopicAlreadyExistsError
 
 from app.core.deadletter import deadletter_headers
 from app.core.errors import RecordError
-from app.core.records import DomainRules, Emit, RawRecord
+from app.core.records import DomainRules, Emit, Processed, RawRecord
 from app.core.runtime import Runtime, encode_value, internal_error, normalize_headers
 
 log = logging.getLogger("switchyard.eos")
@@ -47,6 +48,8 @@ class TransactionalStage:
         self.producers: dict[int, AIOKafkaProducer] = {}
         self.seen: dict[int, dict[str, float]] = {}
         self.lock = asyncio.Lock()
+        #: per partition, the offset after the last committed transaction (the consumer's committed offset)
+        self.next_offset: dict[int, int] = {}
         self.consumer: AIOKafkaConsumer | None = None
 
     # ---- lifecycle -----------------------------------------------------------------------------------------
@@ -105,23 +108,31 @@ class TransactionalStage:
 
     # ---- partitions ----------------------------------------------------------------------------------------
     async def on_assigned(self, tps: Iterable[TopicPartition]) -> None:
-        for tp in tps:
-            prod = AIOKafkaProducer(
-                **self.rt.settings.kafka_client_options(),
-                transactional_id=f"{self.group_id}-{tp.partition}",
-                enable_idempotence=True,
-                acks="all",
-                linger_ms=5,
-            )
-            await prod.start()  # init_transactions: fences any zombie with the same transactional id
-            self.producers[tp.partition] = prod
-            self.seen[tp.partition] = await self._restore_seen(tp.partition)
-            log.info(
-                "eos partition assigned domain=%s partition=%s seen=%d",
-                self.domain,
-                tp.partition,
-                len(self.seen[tp.partition]),
-            )
+        """Under the lock, and the producer published last: aiokafka may already hand out records of a partition
+        while this listener runs, and they must wait for its dedupe set rather than be processed without it."""
+        async with self.lock:
+            for tp in tps:
+                await self._assign(tp)
+
+    async def _assign(self, tp: TopicPartition) -> None:
+        prod = AIOKafkaProducer(
+            **self.rt.settings.kafka_client_options(),
+            transactional_id=f"{self.group_id}-{tp.partition}",
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=5,
+        )
+        await prod.start()  # init_transactions: fences any zombie with the same transactional id
+        self.seen[tp.partition] = await self._restore_seen(tp.partition)
+        assert self.consumer is not None
+        self.next_offset[tp.partition] = await self.consumer.committed(tp) or 0
+        self.producers[tp.partition] = prod
+        log.info(
+            "eos partition assigned domain=%s partition=%s seen=%d",
+            self.domain,
+            tp.partition,
+            len(self.seen[tp.partition]),
+        )
 
     async def on_revoked(self, tps: Iterable[TopicPartition]) -> None:
         async with self.lock:  # a batch in flight finishes its transaction first
@@ -131,6 +142,7 @@ class TransactionalStage:
         for p in partitions:
             prod = self.producers.pop(p, None)
             self.seen.pop(p, None)
+            self.next_offset.pop(p, None)
             if prod is not None:
                 await prod.stop()
 
@@ -159,19 +171,26 @@ class TransactionalStage:
         return seen
 
     # ---- processing ----------------------------------------------------------------------------------------
-    async def _process(self, tp: TopicPartition, records: list[Any]) -> None:
+    async def _process(self, tp: TopicPartition, fetched: list[Any]) -> None:
         async with self.lock:
             prod = self.producers.get(tp.partition)
             if prod is None:  # revoked while fetched
                 return
+            # A batch fetched before a rebalance that gave the partition back to us is processed, and then fetched
+            # again from the committed offset it started at: what a committed transaction already covered is
+            # skipped, or its dead letters would be written twice.
+            records = [r for r in fetched if r.offset >= self.next_offset[tp.partition]]
+            if not records:
+                return
             seen = self.seen[tp.partition]
             marked: dict[str, float] = {}
             counts: dict[tuple[str, ...], int] = {}
+            accepted: list[tuple[Processed, RawRecord, datetime]] = []
             started = time.perf_counter()
             try:
                 async with prod.transaction():
                     for rec in records:
-                        await self._one(prod, tp, rec, seen, marked, counts)
+                        await self._one(prod, tp, rec, seen, marked, counts, accepted)
                     await prod.send_offsets_to_transaction({tp: records[-1].offset + 1}, self.group_id)
             except ProducerFenced:
                 self.rt.metrics.transactions.labels(self.domain, "abort").inc()
@@ -192,7 +211,10 @@ class TransactionalStage:
                 await self._rewind(tp)
                 return
             seen.update(marked)
+            self.next_offset[tp.partition] = records[-1].offset + 1
             self._count(counts, time.perf_counter() - started, len(records))
+            for processed, raw, now in accepted:
+                self.rt._observe_lag(self.domain, processed.event_time, raw, now)
 
     async def _one(
         self,
@@ -202,6 +224,7 @@ class TransactionalStage:
         seen: dict[str, float],
         marked: dict[str, float],
         counts: dict[tuple[str, ...], int],
+        accepted: list[tuple[Processed, RawRecord, datetime]],
     ) -> None:
         raw = RawRecord(
             rec.value,
@@ -237,6 +260,7 @@ class TransactionalStage:
         marked[processed.event_id] = stamp
         key = ("accepted", processed.event_type)
         counts[key] = counts.get(key, 0) + 1
+        accepted.append((processed, raw, now))
 
     async def _send(self, prod: AIOKafkaProducer, e: Emit) -> None:
         key = e.key.encode() if isinstance(e.key, str) else e.key
