@@ -278,12 +278,13 @@ def test_user_named_by_custom_field_when_no_user_id() -> None:
     doc["customFieldValue"] = " 12345 "
     processed = run("member_status_change", doc)
     assert processed.key == "member_status:12345"
+    assert processed.enriched["userId"] is None
     assert key_of(orjson.dumps(doc), "member_status_change") == b"member_status:12345"
 
 
 def test_listed_statuses_name_their_user() -> None:
     processed = run("member_statuses", sample("member_statuses--getmemberstatuses"))
-    assert processed.key == "CVYG8nO%2b51YLthTCoxBcYA%3d%3d"
+    assert processed.key == processed.enriched["userId"] == "CVYG8nO%2b51YLthTCoxBcYA%3d%3d"
     doc = sample("member_statuses--getmemberstatuses")
     doc["userId"] = USER
     assert code_of("member_statuses", doc) == "LARA-1009"

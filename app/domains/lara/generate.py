@@ -573,15 +573,6 @@ def _cycles(
         starts = (current_start - span, current_start, current_start + span)
         own: list[GeneratedRecord] = [_record(cycle, CYCLE, cycle_id, "cycle")]
         truth.cycles[cycle_id] = cycle
-        truth.periods[cycle_id] = {}
-        for s in starts:
-            period = valid_period(
-                rng, cycle_id, start=s, duration=duration, unit=unit, target=float(rng.choice((30, 40, 60)))
-            )
-            own.append(_record(period, PERIOD, cycle_id, "period"))
-            truth.periods[cycle_id][period["cyclePeriodId"]] = _period_truth(period)
-            if s == current_start:
-                current = period
         for person in people:
             if person.key.startswith(CUSTOM_FIELD + ":"):
                 continue
@@ -599,17 +590,22 @@ def _cycles(
                 )
                 own.append(_record(doc, USER_PROGRESS, person.key, "progress"))
                 truth.progress[(person.key, cycle_id)] = doc
-        resent = copy.deepcopy(current)
-        resent["requirements"][0]["targetValue"] = float(rng.choice((20, 45)))
-        own.insert(rng.randrange(2, len(own) + 1), _record(resent, PERIOD, cycle_id, "period-resent"))
-        # the last version of the current period the stream carries is the truth
-        versions = [
-            r
-            for r in own
-            if r.label in ("period", "period-resent")
-            and orjson.loads(r.value)["cyclePeriodId"] == current["cyclePeriodId"]
-        ]
-        truth.periods[cycle_id][current["cyclePeriodId"]] = _period_truth(orjson.loads(versions[-1].value))
+        # Periods land anywhere in the cycle's stream, before or after the progress they apply to; the
+        # current one is re-sent later with another target, and that last version is the truth.
+        truth.periods[cycle_id] = {}
+        for s in starts:
+            target = float(rng.choice((30, 40, 60)))
+            period = valid_period(rng, cycle_id, start=s, duration=duration, unit=unit, target=target)
+            at = rng.randrange(1, len(own) + 1)
+            own.insert(at, _record(period, PERIOD, cycle_id, "period"))
+            if s == current_start:
+                resent = copy.deepcopy(period)
+                resent["requirements"][0]["targetValue"] = float(rng.choice((20, 45)))
+                own.insert(
+                    rng.randrange(at + 1, len(own) + 1), _record(resent, PERIOD, cycle_id, "period-resent")
+                )
+                period = resent
+            truth.periods[cycle_id][period["cyclePeriodId"]] = _period_truth(period)
         queues.append(own)
     return queues
 

@@ -94,7 +94,8 @@ def _check_range(status: StatusRange, path: str) -> None:
 def _member(model: NamedUser, key: str) -> dict[str, Any]:
     return {
         "memberKey": key,
-        "userId": model.userId,
+        # the getmemberstatuses response names its user on each status only
+        "userId": model.userId or (key if normalise_id(key) is not None else None),
         "customFieldAPIName": model.customFieldAPIName,
         "customFieldValue": model.customFieldValue,
     }
