@@ -68,6 +68,9 @@ def build_faust_app(settings: Settings) -> faust.App:
         web_metrics_enabled=False,
         web_cors_options=None,
         broker_commit_interval=1.0,
+        broker_session_timeout=settings.session_timeout_seconds,
+        broker_heartbeat_interval=settings.heartbeat_interval_seconds,
+        table_standby_replicas=settings.standby_replicas,
         table_cleanup_interval=30.0,
     )
 

@@ -54,6 +54,11 @@ class Settings(BaseSettings):
         "", description="comma-separated domains to run (empty = every domain in the catalog)"
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    session_timeout_seconds: float = Field(
+        20.0, gt=0, description="a worker that stops heartbeating leaves the group after this (fail-over time)"
+    )
+    heartbeat_interval_seconds: float = Field(2.0, gt=0, description="consumer heartbeat; well under the timeout")
+    standby_replicas: int = Field(1, ge=0, description="warm table copies on other workers (faster fail-over)")
 
     # --- dead letters ------------------------------------------------------------------------------------------
     dlq_max_replays: int = Field(

@@ -37,7 +37,7 @@ pytestmark = pytest.mark.integration
 PARTITIONS = 3
 # A SIGKILLed worker is only evicted from the group when its session times out; the default (60 s) would make
 # the fail-over test mostly waiting. Faust reads these from the environment.
-FAST_FAILOVER = {"BROKER_SESSION_TIMEOUT": "10", "BROKER_HEARTBEAT_INTERVAL": "1"}
+FAST_FAILOVER = {"SWITCHYARD_SESSION_TIMEOUT_SECONDS": "10", "SWITCHYARD_HEARTBEAT_INTERVAL_SECONDS": "1"}
 
 
 @pytest.fixture
@@ -206,8 +206,8 @@ def test_the_survivor_of_a_killed_worker_recovers_both_tables_and_answers_the_sa
     deployment: Deployment, sessions: int, talents: int, coaches_n: int, standbys: str
 ) -> None:
     records, progress, coaches = stream(11, sessions=sessions, talents=talents, coaches=coaches_n)
-    a = deployment.worker(TABLE_STANDBY_REPLICAS=standbys).start()
-    b = deployment.worker(TABLE_STANDBY_REPLICAS=standbys).start()
+    a = deployment.worker(SWITCHYARD_STANDBY_REPLICAS=standbys).start()
+    b = deployment.worker(SWITCHYARD_STANDBY_REPLICAS=standbys).start()
     publish(deployment, records)
     wait_until(
         lambda: (
