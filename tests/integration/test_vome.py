@@ -22,6 +22,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from app.core import deadletter as dl
+from app.core.admin import admin_client
 from app.core.codecs import decode_json_object
 from app.core.errors import DecodeError
 from app.core.paths import SAMPLES_DIR
@@ -125,6 +126,15 @@ def dump_topics(settings: Settings, owned: Callable[[str], bool]) -> dict[str, l
     """Every record of every topic ``owned`` picks (outputs, changelogs, Faust's own), with one consumer."""
 
     async def go() -> dict[str, list[Any]]:
+        admin = admin_client(settings)
+        await admin.start()
+        try:
+            topics = sorted(t for t in await admin.list_topics() if owned(t))
+            described = await admin.describe_topics(topics)
+        finally:
+            await admin.close()
+        tps = [TopicPartition(d["topic"], p["partition"]) for d in described for p in d["partitions"]]
+        out: dict[str, list[Any]] = {t: [] for t in topics}
         consumer = AIOKafkaConsumer(
             **settings.kafka_client_options(),
             enable_auto_commit=False,
@@ -133,11 +143,6 @@ def dump_topics(settings: Settings, owned: Callable[[str], bool]) -> dict[str, l
         )
         await consumer.start()
         try:
-            topics = sorted(t for t in await consumer.topics() if owned(t))
-            tps = [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()]
-            out: dict[str, list[Any]] = {t: [] for t in topics}
-            if not tps:
-                return out
             consumer.assign(tps)
             ends = await consumer.end_offsets(tps)
             await consumer.seek_to_beginning(*tps)
@@ -309,7 +314,9 @@ def test_samples_secrets_and_erasure_through_the_webhook(deployment: Deployment)
     assert all(m.encode() in raw for m in secrets)
     prefix, app_id = deployment.topic(""), s.app_id
     topics = dump_topics(s, lambda t: t.startswith((prefix, app_id)))
-    assert deployment.topic("vome.volunteers") in topics and f"{app_id}-vome-volunteers-changelog" in topics
+    for scanned in ("crm.commands", "vome.volunteers", "vome.deadletter", "vome.profiles"):
+        assert topics[deployment.topic(scanned)], f"nothing read from {scanned}: the scan would prove nothing"
+    assert topics[f"{app_id}-vome-volunteers-changelog"] and topics[f"{app_id}-vome-seen-changelog"]
     downstream: list[bytes] = []
     for topic, records in topics.items():
         if topic == deployment.topic("vome.raw"):
