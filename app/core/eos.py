@@ -149,8 +149,13 @@ class TransactionalStage:
     async def _restore_seen(self, partition: int) -> dict[str, float]:
         s = self.rt.settings
         tp = TopicPartition(self.seen_topic, partition)
+        # "earliest": assign() starts a position reset that can land after seek_to_beginning(); with aiokafka's
+        # default ("latest") the restore would then silently read nothing and every redelivery pass as new.
         reader = AIOKafkaConsumer(
-            **s.kafka_client_options(), enable_auto_commit=False, isolation_level="read_committed"
+            **s.kafka_client_options(),
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            auto_offset_reset="earliest",
         )
         await reader.start()
         seen: dict[str, float] = {}
