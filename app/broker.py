@@ -130,11 +130,13 @@ def ensure_jars(version: str | None = None) -> Path:
     return libs
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free loopback ports: all held open at once, so the kernel cannot hand one out twice."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
 
 
 def port_is_free(port: int) -> bool:
@@ -233,8 +235,9 @@ class EmbeddedBroker:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         if self._port is None:
-            self._port, self._controller_port = free_port(), free_port()
-            self._sasl_port = free_port() if self.scram_users else None
+            ports = free_ports(3 if self.scram_users else 2)
+            self._port, self._controller_port = ports[0], ports[1]
+            self._sasl_port = ports[2] if self.scram_users else None
         props = self._write_config()
         self._format(libs, props)
         if not self._atexit_registered:
@@ -548,8 +551,10 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, lambda *_: stopping.set())
     while not stopping.is_set() and broker.running:
         stopping.wait(1.0)
+    if not stopping.is_set():
+        print(f"error: Kafka exited on its own; see {broker.log_file}:\n{broker.log_tail()}", file=sys.stderr)
     broker.close()
-    return 0
+    return 0 if stopping.is_set() else 1
 
 
 if __name__ == "__main__":

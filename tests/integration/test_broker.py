@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +17,7 @@ from aiokafka.errors import KafkaError
 from app import broker as broker_mod
 from app.broker import DEFAULT_KAFKA_VERSION, EmbeddedBroker, ensure_jars, kafka_version, port_is_free
 from app.core.errors import BrokerError
+from app.core.paths import ROOT
 from tests.conftest import SCRAM_USERS
 from tests.kafka_helpers import consume_all, create_topics, produce, wait_for
 
@@ -65,6 +69,12 @@ def test_a_bad_heap_is_refused_before_anything_starts(tmp_path: Path) -> None:
     with pytest.raises(BrokerError, match="heap"):
         EmbeddedBroker(data_dir=tmp_path / "kafka", heap="lots")
     assert not (tmp_path / "kafka").exists()
+
+
+def test_free_ports_are_distinct_and_bindable() -> None:
+    ports = broker_mod.free_ports(20)
+    assert len(set(ports)) == 20
+    assert all(port_is_free(p) for p in ports)
 
 
 def test_cluster_ids_look_like_kafka_uuids() -> None:
@@ -133,6 +143,29 @@ def test_a_temporary_data_dir_is_removed_on_close() -> None:
         data_dir = broker.data_dir
         assert (data_dir / "logs" / "meta.properties").is_file()
     assert not data_dir.exists()
+
+
+async def test_the_foreground_command_prints_the_bootstrap_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    data_dir = tmp_path / "kafka"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.broker", "--data-dir", str(data_dir)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        bootstrap = (await asyncio.to_thread(proc.stdout.readline)).decode().strip()
+        assert re.fullmatch(r"127\.0\.0\.1:\d+", bootstrap), bootstrap
+        assert await round_trip(bootstrap, "cli", b"hello") == [b"hello"]
+        proc.send_signal(signal.SIGINT)
+        assert await asyncio.to_thread(proc.wait, 60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert processes_using(data_dir) == []
+    assert port_is_free(int(bootstrap.rsplit(":", 1)[1]))
 
 
 # --- SASL/SCRAM -----------------------------------------------------------------------------------------------
