@@ -7,27 +7,14 @@ a case that fires and a look-alike that must not.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
 
 from app.core.paths import ROOT
 
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
-
-
-@pytest.fixture(scope="module")
-def promtool() -> str:
-    found = shutil.which("promtool")
-    if found:
-        return found
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail("promtool is not installed, and CI must check the alert rules: .ci/run installs it")
-    pytest.skip("promtool is not installed (apt-get install prometheus); CI installs it and runs these")
 
 
 def run(promtool: str, *args: str) -> subprocess.CompletedProcess[str]:
