@@ -1,0 +1,801 @@
+"""The reference CRM: HubSpot's CRM v3 endpoints the adapter uses, with real state, limits and failures.
+
+Not a mock of the client: it keeps contacts, meetings, associations and an erasure log in SQLite, applies the
+semantics of ``model.py``, refuses what HubSpot refuses (unknown properties, more than 100 inputs, duplicate ids
+in a batch -> 400; invalid values or taken unique values -> per-input errors in a 207 answer), enforces a
+sliding-window rate limit per bearer token (429 + ``Retry-After``), answers a repeated ``Idempotency-Key`` with
+its first answer, and can be told over HTTP to fail::
+
+    POST /__admin/faults {"mode": "5xx"|"timeout"|"outage"|"slow"|"429", "count": n | "seconds": s, "delay": d}
+    DELETE /__admin/faults          clear them
+    GET /__admin/state              contacts (properties, archived), meetings (properties, contact ids), erasures
+    GET /__admin/stats              calls per status, max calls that arrived in any window, 429s, replays
+    POST /__admin/reset             empty state and stats
+
+Fault modes: ``5xx`` answers 503 without doing anything; ``outage`` does the same for every call during
+``seconds``; ``429`` answers 429 with ``Retry-After: delay``; ``slow`` waits ``delay`` then works normally;
+``timeout`` does the work, then waits ``delay`` (default 30 s) before answering, so the client gives up on a call
+that did take effect, which is what idempotency keys are for. ``count`` faults apply to the next n API calls.
+
+Erased contacts are deleted with their associations (their meetings stay, unlinked); the erasure log keeps the
+HubSpot object id and time only.
+
+Run it: ``python -m app.sinks.crm.reference --port 8089 --db crm.sqlite3 --limit 100 --window 60``; in tests,
+``async with ReferenceCrm(limit=10, window=1.0) as crm: crm.url``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import math
+import sqlite3
+import time
+import uuid
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from app.core.clock import Clock, iso, utc_now
+from app.sinks.crm.properties import (
+    ACTIVITY_ID_PROPERTY,
+    CONTACT_TYPES,
+    MEETING_TYPES,
+    UNIQUE_CONTACT_PROPERTIES,
+    PropertyType,
+    property_errors,
+)
+
+MAX_INPUTS = 100
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+MEETING_TO_CONTACT = 200
+FAULT_MODES = frozenset({"5xx", "timeout", "outage", "slow", "429"})
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS contacts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, properties TEXT NOT NULL, archived INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS meetings (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, activity_id TEXT NOT NULL UNIQUE, properties TEXT NOT NULL,
+    created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS associations (
+    meeting_id INTEGER NOT NULL, contact_id INTEGER NOT NULL, type_id INTEGER NOT NULL,
+    PRIMARY KEY (meeting_id, contact_id));
+CREATE TABLE IF NOT EXISTS erasures (id INTEGER PRIMARY KEY AUTOINCREMENT, object_id INTEGER, erased_at TEXT);
+CREATE TABLE IF NOT EXISTS idempotency (
+    key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, status INTEGER NOT NULL, body BLOB NOT NULL);
+"""
+
+
+class ApiError(Exception):
+    """A whole-request refusal, rendered as HubSpot's error body."""
+
+    def __init__(self, status: int, category: str, message: str, errors: list[dict[str, Any]] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.body: dict[str, Any] = {
+            "status": "error",
+            "category": category,
+            "message": message,
+            "correlationId": str(uuid.uuid4()),
+            "errors": errors or [],
+        }
+
+
+def _item_error(
+    category: str, message: str, context: dict[str, list[str]], errors: list[dict[str, str]]
+) -> dict[str, Any]:
+    return {"status": "error", "category": category, "message": message, "context": context, "errors": errors}
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float | str):
+        return str(value)
+    raise ApiError(400, "VALIDATION_ERROR", "Property values must be strings, numbers or booleans")
+
+
+def _batch_inputs(body: Any) -> list[dict[str, Any]]:
+    if not isinstance(body, dict) or not isinstance(body.get("inputs"), list):
+        raise ApiError(400, "VALIDATION_ERROR", "Invalid input JSON: expected an object with an inputs array")
+    inputs: list[dict[str, Any]] = body["inputs"]
+    if len(inputs) > MAX_INPUTS:
+        raise ApiError(
+            400,
+            "VALIDATION_ERROR",
+            f"Batch input exceeds the limit of {MAX_INPUTS} inputs",
+            [{"code": "TOO_MANY_INPUTS", "message": f"at most {MAX_INPUTS}"}],
+        )
+    if not all(isinstance(i, dict) for i in inputs):
+        raise ApiError(400, "VALIDATION_ERROR", "Every input must be an object")
+    return inputs
+
+
+def _properties(raw: Any, types: dict[str, PropertyType]) -> dict[str, str]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ApiError(400, "VALIDATION_ERROR", "properties must be an object")
+    unknown = sorted(set(raw) - types.keys())
+    if unknown:
+        raise ApiError(
+            400,
+            "VALIDATION_ERROR",
+            f"Property values were not valid: {len(unknown)} propert{'y' if len(unknown) == 1 else 'ies'} "
+            "do not exist",
+            [
+                {"code": "PROPERTY_DOESNT_EXIST", "in": name, "message": f'Property "{name}" does not exist'}
+                for name in unknown
+            ],
+        )
+    return {str(k): _text(v) for k, v in raw.items()}
+
+
+def _merge(current: dict[str, str], changes: dict[str, str]) -> dict[str, str]:
+    out = dict(current)
+    for name, text in changes.items():
+        if text == "":
+            out.pop(name, None)
+        else:
+            out[name] = text
+    return out
+
+
+def _invalid(errors: list[tuple[str, str]], trace: str) -> dict[str, Any]:
+    return _item_error(
+        "VALIDATION_ERROR",
+        "Property values were not valid",
+        {"objectWriteTraceId": [trace]},
+        [
+            {"code": code, "in": name, "message": f"Invalid value for property {name}"}
+            for code, name in errors
+        ],
+    )
+
+
+class CrmStore:
+    """The CRM's state in SQLite; every public method is one API operation, applied in one transaction."""
+
+    def __init__(self, path: str = ":memory:", clock: Clock = utc_now) -> None:
+        self.db = sqlite3.connect(path)
+        self.db.executescript(_SCHEMA)
+        self.clock = clock
+
+    def close(self) -> None:
+        self.db.close()
+
+    def reset(self) -> None:
+        with self.db:
+            for table in ("contacts", "meetings", "associations", "erasures", "idempotency"):
+                self.db.execute(f"DELETE FROM {table}")
+
+    # --- lookups ---------------------------------------------------------------------------------------------
+    def _contact_by(self, id_property: str, value: str) -> tuple[int, dict[str, str], bool] | None:
+        if id_property == "hs_object_id":
+            row = self.db.execute(
+                "SELECT id, properties, archived FROM contacts WHERE id = ?",
+                (int(value) if value.isdigit() else -1,),
+            ).fetchone()
+        else:
+            row = self.db.execute(
+                "SELECT id, properties, archived FROM contacts WHERE json_extract(properties, ?) = ?",
+                (f'$."{id_property}"', value),
+            ).fetchone()
+        return (int(row[0]), orjson.loads(row[1]), bool(row[2])) if row else None
+
+    def _meeting_by(self, id_property: str, value: str) -> tuple[int, dict[str, str]] | None:
+        if id_property == "hs_object_id":
+            row = self.db.execute(
+                "SELECT id, properties FROM meetings WHERE id = ?", (int(value) if value.isdigit() else -1,)
+            ).fetchone()
+        else:
+            row = self.db.execute(
+                "SELECT id, properties FROM meetings WHERE activity_id = ?", (value,)
+            ).fetchone()
+        return (int(row[0]), orjson.loads(row[1])) if row else None
+
+    @staticmethod
+    def _id_property(raw: Any, allowed: frozenset[str]) -> str:
+        prop = raw or "hs_object_id"
+        if prop not in allowed | {"hs_object_id"}:
+            raise ApiError(
+                400, "VALIDATION_ERROR", f"idProperty {prop} is not a unique property of this object"
+            )
+        return str(prop)
+
+    @staticmethod
+    def _unique_ids(inputs: list[dict[str, Any]], what: str = "id") -> list[str]:
+        ids = [str(i.get(what) or "") for i in inputs]
+        if any(not i for i in ids):
+            raise ApiError(400, "VALIDATION_ERROR", "Every input needs an id")
+        if len(set(ids)) != len(ids):
+            raise ApiError(
+                400,
+                "VALIDATION_ERROR",
+                "Duplicate IDs found in batch input",
+                [{"code": "DUPLICATE_ID", "message": "an id appears more than once"}],
+            )
+        return ids
+
+    # --- contacts --------------------------------------------------------------------------------------------
+    def upsert_contacts(self, body: Any) -> tuple[int, dict[str, Any]]:
+        inputs = _batch_inputs(body)
+        parsed = []
+        for i in inputs:
+            id_property = self._id_property(i.get("idProperty"), UNIQUE_CONTACT_PROPERTIES)
+            if id_property == "hs_object_id":
+                raise ApiError(400, "VALIDATION_ERROR", "upsert needs a unique idProperty")
+            parsed.append(
+                (
+                    id_property,
+                    str(i.get("id") or ""),
+                    _properties(i.get("properties"), CONTACT_TYPES),
+                    str(i.get("objectWriteTraceId") or ""),
+                )
+            )
+        self._unique_ids([{"id": f"{p}\x00{v}"} for p, v, _, _ in parsed])
+        started = iso(self.clock())
+        results, errors = [], []
+        with self.db:
+            for id_property, value, changes, trace in parsed:
+                bad = property_errors(CONTACT_TYPES, changes)
+                if bad:
+                    errors.append(_invalid(bad, trace))
+                    continue
+                found = self._contact_by(id_property, value)
+                own = found[0] if found else None
+                taken = [
+                    name
+                    for name in sorted(UNIQUE_CONTACT_PROPERTIES & changes.keys())
+                    if changes[name]
+                    and (holder := self._contact_by(name, changes[name]))
+                    and holder[0] != own
+                ]
+                if taken:
+                    errors.append(
+                        _item_error(
+                            "CONFLICT",
+                            "A contact with this unique value already exists",
+                            {"objectWriteTraceId": [trace]},
+                            [
+                                {"code": "CONFLICT", "in": name, "message": "value already taken"}
+                                for name in taken
+                            ],
+                        )
+                    )
+                    continue
+                now = iso(self.clock())
+                if found is None:
+                    props = _merge({id_property: value}, changes)
+                    cur = self.db.execute(
+                        "INSERT INTO contacts (properties, archived, created_at, updated_at) VALUES (?, 0, ?, ?)",
+                        (orjson.dumps(props), now, now),
+                    )
+                    cid, created = int(cur.lastrowid or 0), True
+                else:
+                    cid, props, created = found[0], _merge(found[1], changes), False
+                    self.db.execute(
+                        "UPDATE contacts SET properties = ?, archived = 0, updated_at = ? WHERE id = ?",
+                        (orjson.dumps(props), now, cid),
+                    )
+                results.append(
+                    {
+                        "id": str(cid),
+                        "properties": props,
+                        "archived": False,
+                        "new": created,
+                        "createdAt": now,
+                        "updatedAt": now,
+                        "objectWriteTraceId": trace,
+                    }
+                )
+        return self._batch_answer(results, errors, started)
+
+    def _batch_answer(
+        self, results: list[dict[str, Any]], errors: list[dict[str, Any]], started: str
+    ) -> tuple[int, dict[str, Any]]:
+        body: dict[str, Any] = {
+            "status": "COMPLETE",
+            "results": results,
+            "startedAt": started,
+            "completedAt": iso(self.clock()),
+        }
+        if errors:
+            body["errors"] = errors
+            body["numErrors"] = len(errors)
+            return 207, body
+        return 200, body
+
+    def read(self, body: Any, kind: str) -> tuple[int, dict[str, Any]]:
+        inputs = _batch_inputs(body)
+        allowed = UNIQUE_CONTACT_PROPERTIES if kind == "contacts" else frozenset({ACTIVITY_ID_PROPERTY})
+        id_property = self._id_property(body.get("idProperty"), allowed)
+        ids = [str(i.get("id") or "") for i in inputs]
+        started = iso(self.clock())
+        results, missing = [], []
+        for value in ids:
+            if kind == "contacts":
+                found = self._contact_by(id_property, value)
+                if found:
+                    results.append({"id": str(found[0]), "properties": found[1], "archived": found[2]})
+                    continue
+            else:
+                meeting = self._meeting_by(id_property, value)
+                if meeting:
+                    results.append({"id": str(meeting[0]), "properties": meeting[1], "archived": False})
+                    continue
+            missing.append(value)
+        errors = (
+            [
+                _item_error(
+                    "OBJECT_NOT_FOUND",
+                    "Could not get some objects, they may be deleted or not exist.",
+                    {"ids": missing},
+                    [],
+                )
+            ]
+            if missing
+            else []
+        )
+        return self._batch_answer(results, errors, started)
+
+    def archive_contacts(self, body: Any) -> tuple[int, dict[str, Any]]:
+        ids = self._unique_ids(_batch_inputs(body))
+        with self.db:
+            for value in ids:
+                if value.isdigit():
+                    self.db.execute(
+                        "UPDATE contacts SET archived = 1, updated_at = ? WHERE id = ?",
+                        (iso(self.clock()), int(value)),
+                    )
+        return 204, {}
+
+    def gdpr_delete(self, body: Any) -> tuple[int, dict[str, Any]]:
+        if not isinstance(body, dict) or not body.get("objectId"):
+            raise ApiError(400, "VALIDATION_ERROR", "objectId must not be empty")
+        id_property = self._id_property(body.get("idProperty"), UNIQUE_CONTACT_PROPERTIES)
+        found = self._contact_by(id_property, str(body["objectId"]))
+        if found is not None:
+            cid = found[0]
+            with self.db:
+                self.db.execute("DELETE FROM associations WHERE contact_id = ?", (cid,))
+                self.db.execute("DELETE FROM contacts WHERE id = ?", (cid,))
+                self.db.execute(
+                    "INSERT INTO erasures (object_id, erased_at) VALUES (?, ?)", (cid, iso(self.clock()))
+                )
+        return 204, {}
+
+    # --- meetings --------------------------------------------------------------------------------------------
+    def upsert_meetings(self, body: Any) -> tuple[int, dict[str, Any]]:
+        inputs = _batch_inputs(body)
+        for i in inputs:
+            if i.get("idProperty") != ACTIVITY_ID_PROPERTY:
+                raise ApiError(400, "VALIDATION_ERROR", f"meetings are upserted by {ACTIVITY_ID_PROPERTY}")
+        ids = self._unique_ids(inputs)
+        started = iso(self.clock())
+        results, errors = [], []
+        with self.db:
+            for value, i in zip(ids, inputs, strict=True):
+                changes = _properties(i.get("properties"), MEETING_TYPES)
+                trace = str(i.get("objectWriteTraceId") or "")
+                bad = property_errors(MEETING_TYPES, changes)
+                if bad:
+                    errors.append(_invalid(bad, trace))
+                    continue
+                now = iso(self.clock())
+                found = self._meeting_by(ACTIVITY_ID_PROPERTY, value)
+                if found is None:
+                    props = _merge({ACTIVITY_ID_PROPERTY: value}, changes)
+                    cur = self.db.execute(
+                        "INSERT INTO meetings (activity_id, properties, created_at, updated_at) VALUES (?, ?, ?, ?)",
+                        (value, orjson.dumps(props), now, now),
+                    )
+                    mid, created = int(cur.lastrowid or 0), True
+                else:
+                    mid, props, created = found[0], _merge(found[1], changes), False
+                    self.db.execute(
+                        "UPDATE meetings SET properties = ?, updated_at = ? WHERE id = ?",
+                        (orjson.dumps(props), now, mid),
+                    )
+                results.append(
+                    {
+                        "id": str(mid),
+                        "properties": props,
+                        "archived": False,
+                        "new": created,
+                        "createdAt": now,
+                        "updatedAt": now,
+                        "objectWriteTraceId": trace,
+                    }
+                )
+        return self._batch_answer(results, errors, started)
+
+    def _delete_meeting(self, mid: int) -> None:
+        self.db.execute("DELETE FROM associations WHERE meeting_id = ?", (mid,))
+        self.db.execute("DELETE FROM meetings WHERE id = ?", (mid,))
+
+    def archive_meetings(self, body: Any) -> tuple[int, dict[str, Any]]:
+        ids = self._unique_ids(_batch_inputs(body))
+        with self.db:
+            for value in ids:
+                if value.isdigit():
+                    self._delete_meeting(int(value))
+        return 204, {}
+
+    def associate(self, body: Any) -> tuple[int, dict[str, Any]]:
+        inputs = _batch_inputs(body)
+        results, errors = [], []
+        with self.db:
+            for i in inputs:
+                src = str((i.get("from") or {}).get("id") or "")
+                dst = str((i.get("to") or {}).get("id") or "")
+                meeting = self._meeting_by("hs_object_id", src)
+                contact = self._contact_by("hs_object_id", dst)
+                if meeting is None or contact is None:
+                    errors.append(
+                        _item_error(
+                            "OBJECT_NOT_FOUND",
+                            "One of the objects does not exist",
+                            {"fromObjectId": [src], "toObjectId": [dst]},
+                            [],
+                        )
+                    )
+                    continue
+                self.db.execute(
+                    "INSERT OR IGNORE INTO associations VALUES (?, ?, ?)",
+                    (meeting[0], contact[0], MEETING_TO_CONTACT),
+                )
+                results.append(
+                    {
+                        "from": {"id": src},
+                        "to": {"id": dst},
+                        "associationSpec": {
+                            "associationCategory": "HUBSPOT_DEFINED",
+                            "associationTypeId": MEETING_TO_CONTACT,
+                        },
+                    }
+                )
+        return self._batch_answer(results, errors, iso(self.clock()))
+
+    # --- idempotency and admin -------------------------------------------------------------------------------
+    def remembered(self, key: str) -> tuple[str, int, bytes] | None:
+        row = self.db.execute(
+            "SELECT fingerprint, status, body FROM idempotency WHERE key = ?", (key,)
+        ).fetchone()
+        return (str(row[0]), int(row[1]), bytes(row[2])) if row else None
+
+    def remember(self, key: str, fingerprint: str, status: int, body: bytes) -> None:
+        with self.db:
+            self.db.execute(
+                "INSERT OR IGNORE INTO idempotency VALUES (?, ?, ?, ?)", (key, fingerprint, status, body)
+            )
+
+    def state(self) -> dict[str, Any]:
+        contacts = [
+            {"id": str(r[0]), "properties": orjson.loads(r[1]), "archived": bool(r[2])}
+            for r in self.db.execute("SELECT id, properties, archived FROM contacts ORDER BY id")
+        ]
+        links: dict[int, list[str]] = {}
+        for mid, cid in self.db.execute(
+            "SELECT meeting_id, contact_id FROM associations ORDER BY contact_id"
+        ):
+            links.setdefault(int(mid), []).append(str(cid))
+        meetings = [
+            {"id": str(r[0]), "properties": orjson.loads(r[1]), "contacts": links.get(int(r[0]), [])}
+            for r in self.db.execute("SELECT id, properties FROM meetings ORDER BY id")
+        ]
+        erasures = [
+            {"objectId": str(r[0]), "erasedAt": r[1]}
+            for r in self.db.execute("SELECT object_id, erased_at FROM erasures ORDER BY id")
+        ]
+        return {"contacts": contacts, "meetings": meetings, "erasures": erasures}
+
+
+@dataclass
+class Fault:
+    mode: str
+    count: int | None
+    until: float | None
+    delay: float
+
+
+class Traffic:
+    """Rate limit and call statistics, per bearer token, on a monotonic clock."""
+
+    def __init__(self, limit: int, window: float) -> None:
+        self.limit = limit
+        self.window = window
+        self.arrivals: dict[str, deque[float]] = {}
+        self.admitted: dict[str, deque[float]] = {}
+        self.max_in_window = 0
+        self.by_status: Counter[str] = Counter()
+        self.by_endpoint: Counter[str] = Counter()
+        self.rate_limited = 0
+        self.replays = 0
+        self.faults = 0
+
+    def arrive(self, token: str, now: float) -> float | None:
+        """Record an arrival; seconds to wait when the token's budget is spent (not admitted), else None."""
+        seen = self.arrivals.setdefault(token, deque())
+        seen.append(now)
+        while seen and seen[0] <= now - self.window:
+            seen.popleft()
+        self.max_in_window = max(self.max_in_window, len(seen))
+        ok = self.admitted.setdefault(token, deque())
+        while ok and ok[0] <= now - self.window:
+            ok.popleft()
+        if len(ok) >= self.limit:
+            self.rate_limited += 1
+            return ok[0] + self.window - now
+        ok.append(now)
+        return None
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "calls": sum(self.by_status.values()),
+            "calls_by_status": dict(sorted(self.by_status.items())),
+            "calls_by_endpoint": dict(sorted(self.by_endpoint.items())),
+            "max_calls_in_window": self.max_in_window,
+            "limit": self.limit,
+            "window": self.window,
+            "rate_limited": self.rate_limited,
+            "idempotent_replays": self.replays,
+            "faults_injected": self.faults,
+        }
+
+
+Handler = Callable[[Any], tuple[int, dict[str, Any]]]
+
+
+def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> web.Response:
+    if status == 204:
+        return web.Response(status=204, headers=headers)
+    return web.Response(
+        status=status, body=orjson.dumps(body), content_type="application/json", headers=headers
+    )
+
+
+class ReferenceApp:
+    """The aiohttp application around a :class:`CrmStore`."""
+
+    def __init__(
+        self,
+        store: CrmStore,
+        limit: int = 100,
+        window: float = 60.0,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.store = store
+        self.traffic = Traffic(limit, window)
+        self.faults: list[Fault] = []
+        self.monotonic = monotonic
+        self.sleep = sleep
+        routes: dict[str, Handler] = {
+            "/crm/v3/objects/contacts/batch/upsert": store.upsert_contacts,
+            "/crm/v3/objects/contacts/batch/read": lambda body: store.read(body, "contacts"),
+            "/crm/v3/objects/contacts/batch/archive": store.archive_contacts,
+            "/crm/v3/objects/contacts/gdpr-delete": store.gdpr_delete,
+            "/crm/v3/objects/meetings/batch/upsert": store.upsert_meetings,
+            "/crm/v3/objects/meetings/batch/read": lambda body: store.read(body, "meetings"),
+            "/crm/v3/objects/meetings/batch/archive": store.archive_meetings,
+            "/crm/v4/associations/meetings/contacts/batch/associate/default": store.associate,
+        }
+        self.app = web.Application()
+        for path, handler in routes.items():
+            self.app.router.add_post(path, self._api(path, handler))
+        self.app.router.add_post("/__admin/faults", self._add_fault)
+        self.app.router.add_delete("/__admin/faults", self._clear_faults)
+        self.app.router.add_get("/__admin/state", self._state)
+        self.app.router.add_get("/__admin/stats", self._stats)
+        self.app.router.add_post("/__admin/reset", self._reset)
+
+    async def _state(self, _request: web.Request) -> web.Response:
+        return _json(200, self.store.state())
+
+    async def _stats(self, _request: web.Request) -> web.Response:
+        return _json(200, self.traffic.stats())
+
+    def inject(
+        self, mode: str, *, count: int | None = None, seconds: float | None = None, delay: float | None = None
+    ) -> None:
+        """Queue a fault (what ``POST /__admin/faults`` does)."""
+        if mode not in FAULT_MODES:
+            raise ValueError(f"unknown fault mode {mode!r}")
+        if count is None and seconds is None:
+            count = 1
+        default = {"timeout": 30.0, "429": 1.0, "slow": 0.2}.get(mode, 0.0)
+        until = self.monotonic() + seconds if seconds is not None else None
+        self.faults.append(Fault(mode, count, until, default if delay is None else delay))
+
+    async def _add_fault(self, request: web.Request) -> web.Response:
+        try:
+            spec = orjson.loads(await request.read())
+            self.inject(
+                str(spec.get("mode")),
+                count=spec.get("count"),
+                seconds=spec.get("seconds"),
+                delay=spec.get("delay"),
+            )
+        except (orjson.JSONDecodeError, ValueError, TypeError, AttributeError) as exc:
+            return _json(400, {"status": "error", "message": str(exc)})
+        return _json(200, {"faults": len(self.faults)})
+
+    async def _clear_faults(self, _request: web.Request) -> web.Response:
+        self.faults.clear()
+        return _json(200, {"faults": 0})
+
+    async def _reset(self, _request: web.Request) -> web.Response:
+        self.store.reset()
+        self.faults.clear()
+        self.traffic = Traffic(self.traffic.limit, self.traffic.window)
+        return _json(200, {"reset": True})
+
+    def _next_fault(self, now: float) -> Fault | None:
+        self.faults = [
+            f for f in self.faults if (f.count is None or f.count > 0) and (f.until is None or f.until > now)
+        ]
+        if not self.faults:
+            return None
+        fault = self.faults[0]
+        if fault.count is not None:
+            fault.count -= 1
+        self.traffic.faults += 1
+        return fault
+
+    def _api(self, path: str, handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def serve(request: web.Request) -> web.Response:
+            response = await self._serve(path, handler, request)
+            self.traffic.by_status[str(response.status)] += 1
+            self.traffic.by_endpoint[path] += 1
+            return response
+
+        return serve
+
+    async def _serve(self, path: str, handler: Handler, request: web.Request) -> web.Response:
+        now = self.monotonic()
+        auth = request.headers.get("Authorization", "")
+        token = auth[7:].strip() if auth.startswith("Bearer ") else ""
+        wait = self.traffic.arrive(token or request.remote or "", now)
+        if not token:
+            return _json(
+                401, ApiError(401, "INVALID_AUTHENTICATION", "Authentication credentials not found.").body
+            )
+        if wait is not None:
+            body = ApiError(429, "RATE_LIMITS", "You have reached your rate limit.").body
+            body["policyName"] = "WINDOW"
+            return _json(429, body, {"Retry-After": str(max(1, math.ceil(wait)))})
+        fault = self._next_fault(now)
+        if fault and fault.mode in ("5xx", "outage"):
+            return _json(
+                503, ApiError(503, "SERVICE_UNAVAILABLE", "The service is temporarily unavailable.").body
+            )
+        if fault and fault.mode == "429":
+            body = ApiError(429, "RATE_LIMITS", "You have reached your secondly limit.").body
+            return _json(429, body, {"Retry-After": f"{fault.delay:g}"})
+        if fault and fault.mode == "slow":
+            await self.sleep(fault.delay)
+        raw = await request.read()
+        status, answer = self._answer(path, handler, token, request.headers.get(IDEMPOTENCY_HEADER), raw)
+        if fault and fault.mode == "timeout":
+            await self.sleep(fault.delay)
+        return web.Response(
+            status=status, body=answer or None, content_type="application/json" if answer else None
+        )
+
+    def _answer(
+        self, path: str, handler: Handler, token: str, key: str | None, raw: bytes
+    ) -> tuple[int, bytes]:
+        fingerprint = hashlib.sha256(path.encode() + b"\x00" + raw).hexdigest()
+        scoped = f"{token}\x00{key}" if key else None
+        if scoped:
+            seen = self.store.remembered(scoped)
+            if seen is not None:
+                if seen[0] != fingerprint:
+                    err = ApiError(
+                        400,
+                        "VALIDATION_ERROR",
+                        "Idempotency-Key reused with a different request",
+                        [{"code": "IDEMPOTENCY_KEY_REUSED", "message": "different body"}],
+                    )
+                    return 400, orjson.dumps(err.body)
+                self.traffic.replays += 1
+                return seen[1], seen[2]
+        try:
+            status, body = handler(orjson.loads(raw) if raw else None)
+        except orjson.JSONDecodeError:
+            status, body = 400, ApiError(400, "VALIDATION_ERROR", "Invalid input JSON").body
+        except ApiError as exc:
+            status, body = exc.status, exc.body
+        encoded = b"" if status == 204 else orjson.dumps(body)
+        if scoped and status < 500:
+            self.store.remember(scoped, fingerprint, status, encoded)
+        return status, encoded
+
+
+class ReferenceCrm:
+    """The reference CRM on a free loopback port, for tests and the benchmark."""
+
+    def __init__(
+        self,
+        *,
+        limit: int = 100,
+        window: float = 60.0,
+        db: str = ":memory:",
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.store = CrmStore(db)
+        self.api = ReferenceApp(self.store, limit, window)
+        self._host, self._port = host, port
+        self._runner = web.AppRunner(self.api.app, handle_signals=False)
+        self.url = ""
+
+    async def __aenter__(self) -> ReferenceCrm:
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._host, self._port)
+        await site.start()
+        host, port = self._runner.addresses[0][:2]
+        self.url = f"http://{host}:{port}"
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._runner.cleanup()
+        self.store.close()
+
+    def state(self) -> dict[str, Any]:
+        return self.store.state()
+
+    def stats(self) -> dict[str, Any]:
+        return self.api.traffic.stats()
+
+    def inject(
+        self, mode: str, *, count: int | None = None, seconds: float | None = None, delay: float | None = None
+    ) -> None:
+        self.api.inject(mode, count=count, seconds=seconds, delay=delay)
+
+
+def make_app(db: str = ":memory:", limit: int = 100, window: float = 60.0) -> web.Application:
+    return ReferenceApp(CrmStore(db), limit, window).app
+
+
+def serve(
+    host: str = "127.0.0.1", port: int = 8089, db: str = ":memory:", limit: int = 100, window: float = 60.0
+) -> None:
+    """Run the reference CRM until interrupted (``switchyard crm-reference``)."""
+    if db != ":memory:":
+        from pathlib import Path
+
+        Path(db).parent.mkdir(parents=True, exist_ok=True)
+    print(
+        f"reference CRM on http://{host}:{port} (limit {limit} calls per {window:g} s, db {db})", flush=True
+    )
+    web.run_app(make_app(db, limit, window), host=host, port=port, print=None)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m app.sinks.crm.reference", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8089)
+    parser.add_argument("--db", default=":memory:", help="SQLite file of CRM state")
+    parser.add_argument("--limit", type=int, default=100, help="calls allowed per window per token")
+    parser.add_argument("--window", type=float, default=60.0, help="rate-limit window in seconds")
+    args = parser.parse_args(argv)
+    serve(args.host, args.port, args.db, args.limit, args.window)
+
+
+if __name__ == "__main__":
+    main()
