@@ -80,6 +80,12 @@ class Metrics:
             "switchyard_worker_ready", "1 when partitions are assigned and tables recovered", registry=r
         )
         self.table_keys = Gauge("switchyard_table_keys", "Keys held locally per table", ["table"], registry=r)
+        self.table_updates = Counter(
+            "switchyard_table_updates_total",
+            "Values folded into a table, by outcome (applied, unchanged, or one the fold names, e.g. stale)",
+            ["table", "outcome"],
+            registry=r,
+        )
         self.transactions = Counter(
             "switchyard_transactions_total",
             "Kafka transactions by outcome",

@@ -90,11 +90,16 @@ class Emit:
 
 @dataclass(frozen=True, slots=True)
 class Folded:
-    """Result of a table fold: the key's new state (``None`` deletes the key) and what to emit because of it."""
+    """Result of a table fold: the key's new state (``None`` deletes the key) and what to emit because of it.
+
+    ``outcome`` names, for ``switchyard_table_updates_total``, what the fold did when "applied" / "unchanged"
+    (read from ``changed``) is not precise enough: a stale update changes the bookkeeping without being applied.
+    """
 
     state: Any
     emits: Sequence[Emit] = ()
     changed: bool = True
+    outcome: str | None = None
 
 
 @dataclass(frozen=True)

@@ -220,6 +220,7 @@ class Runtime:
             value_type=bytes,
         )
         holder = DomainTable(domain, rule, table)
+        table_label = f"{domain}.{rule.name}"
         self.tables[(domain, rule.name)] = holder
         source = self.topic(rule.source_topic)
 
@@ -249,6 +250,8 @@ class Runtime:
                 else:
                     table[raw.key] = encode_json(folded.state)
             await self.emit_all(folded.emits)
+            outcome = folded.outcome or ("applied" if folded.changed else "unchanged")
+            self.metrics.table_updates.labels(table_label, outcome).inc()
 
         async def agent(stream: Any) -> None:
             async for event in stream.events():
