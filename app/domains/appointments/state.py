@@ -7,7 +7,7 @@ Fed by ``appointments.enriched`` (already keyed by appointment id). Transition r
 - **Stale** (its ``updated_at`` is strictly older than the stored ``updated_at``): the state is not applied;
   the history gets an entry marked ``stale`` and ``stale_count`` goes up. Webhooks can overtake each other,
   and an older snapshot of the appointment must not overwrite a newer one. No CRM command either: it would
-  roll the CRM activity back.
+  roll the CRM activity back. The fold reports outcome ``stale`` so the runtime counts it apart from applied.
 - **Applied** (the first value, or ``updated_at`` equal or newer): the appointment's current fields are
   replaced by the value's, the history gets ``from`` (the stored status, None for the first) -> ``to``,
   ``applied_count`` goes up, and the CRM commands of the update are emitted (see
@@ -87,7 +87,8 @@ def fold_appointment(state: Any, value: Any, now: datetime) -> Folded:
                 **state,
                 "stale_count": state["stale_count"] + 1,
                 "history": _with_entry(state["history"], entry),
-            }
+            },
+            outcome="stale",
         )
     previous = state or {"applied_count": 0, "stale_count": 0, "history": []}
     entry = _history_entry(value, previous.get("status"), stale=False)
