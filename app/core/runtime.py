@@ -244,12 +244,14 @@ class Runtime:
                 )
                 await self.deadletter(domain, raw, internal_error(exc, "enrich"))
                 return
+            # Emits are acknowledged before the state is stored: a crash in between re-folds the value on
+            # redelivery and re-emits (idempotent snapshots), where the other order would lose the emits.
+            await self.emit_all(folded.emits)
             if folded.changed:
                 if folded.state is None:
                     table.pop(raw.key, None)
                 else:
                     table[raw.key] = encode_json(folded.state)
-            await self.emit_all(folded.emits)
             outcome = folded.outcome or ("applied" if folded.changed else "unchanged")
             self.metrics.table_updates.labels(table_label, outcome).inc()
 
