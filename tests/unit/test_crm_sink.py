@@ -176,6 +176,18 @@ async def test_the_breaker_makes_the_sink_wait_not_drop() -> None:
     assert adapter.model.snapshot() == expected_state(commands)[0]
 
 
+async def test_a_429_answering_the_probe_closes_the_breaker_instead_of_holding_it() -> None:
+    clock = FakeTime()
+    hooks = Recorder()
+    script: list[Exception] = [RetriableSinkError("down") for _ in range(3)]
+    adapter = ModelAdapter([*script, BackpressureError("busy", retry_after=1.0)])
+    sink = make_sink(adapter, clock, hooks)
+    start = clock()
+    assert await sink.write([cmd(1, "contact.upsert", "u1", {"firstname": "Ana"})]) == []
+    assert 20.0 <= clock() - start < 30.0
+    assert hooks.breaker[-1] == "closed" and len(adapter.calls) == 5
+
+
 async def test_give_up_after_raises_the_last_retriable_error_for_the_caller_to_redeliver() -> None:
     clock = FakeTime()
     adapter = ModelAdapter([RetriableSinkError("down", code="CRM-503") for _ in range(100)])

@@ -4,7 +4,7 @@ Open means *wait*, never drop: the sink sleeps until a probe is allowed, so an o
 not commands. ``failure_threshold`` consecutive retriable failures open it for ``reset_timeout`` seconds; then it
 is half-open and lets one probe through: success closes it, failure opens it again. A probe that never reports
 (its task was cancelled) stops blocking others after another ``reset_timeout``. Rate limiting (429) is not a
-failure: the CRM is up and said when to come back.
+failure but an answer: the CRM is up and said when to come back, so the sink reports it as a success.
 
 Pure state machine with the time passed in; the state is exposed for the breaker metric.
 """

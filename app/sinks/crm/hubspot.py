@@ -14,7 +14,8 @@ How each op maps onto HubSpot (the semantics are those of ``model.py``):
   ``POST /crm/v3/objects/meetings/batch/upsert`` by the unique custom property ``switchyard_activity_id``, then
   ``POST /crm/v4/associations/meetings/contacts/batch/associate/default`` (the default meeting -> contact type).
   Batch upsert takes no associations, and a custom "contact id" property would not put the meeting on the
-  contact's timeline, hence the association call. One to three calls per batch.
+  contact's timeline, hence the association call, skipped for meetings this adapter already linked to that
+  contact. One to three calls per batch.
 - ``activity.delete``: meeting ids (cached from upserts, else ``batch/read`` by ``switchyard_activity_id``), then
   ``POST /crm/v3/objects/meetings/batch/archive``.
 
@@ -100,6 +101,7 @@ class HubSpotAdapter(CrmAdapter):
         self._clock = clock
         self._contact_ids: dict[tuple[str, str], str] = {}
         self._meeting_ids: dict[str, str] = {}
+        self._linked: set[tuple[str, str]] = set()
 
     def batch_limit(self, op: CommandOp) -> int:
         return 1 if op == "contact.erase" else self.max_batch_size
@@ -211,11 +213,19 @@ class HubSpotAdapter(CrmAdapter):
         for c in cmds:
             body = {"objectId": c.contact_id, "idProperty": c.id_property}
             await self._post(gate, "contact.erase", f"{CONTACTS}/gdpr-delete", body, c.command_id, [c])
-            gone = self._contact_ids.pop((c.id_property, c.contact_id), None)
-            if gone is not None:
-                self._contact_ids = {k: v for k, v in self._contact_ids.items() if v != gone}
+            self._forget_contact(c)
             out.append(ItemResult(c.command_id))
         return out
+
+    def _forget_contact(self, c: CrmCommand) -> None:
+        """After an erase: drop what the cache knows about the contact (all of it when its id is unknown)."""
+        gone = self._contact_ids.pop((c.id_property, c.contact_id), None)
+        if gone is None:
+            self._contact_ids.clear()
+            self._linked.clear()
+            return
+        self._contact_ids = {k: v for k, v in self._contact_ids.items() if v != gone}
+        self._linked = {pair for pair in self._linked if pair[1] != gone}
 
     async def _resolve_contacts(self, cmds: Sequence[CrmCommand], gate: Gate, op: str) -> None:
         """Fill the contact id cache for ``cmds``' contacts; those the CRM does not know stay out of it."""
@@ -244,7 +254,7 @@ class HubSpotAdapter(CrmAdapter):
         results: dict[str, ItemResult] = {}
         known = [c for c in cmds if (c.id_property, c.contact_id) in self._contact_ids]
         for c in cmds:
-            if c not in known:
+            if (c.id_property, c.contact_id) not in self._contact_ids:
                 results[c.command_id] = ItemResult(c.command_id, _NOT_FOUND)
         if known:
             path = f"{MEETINGS}/batch/upsert"
@@ -277,6 +287,10 @@ class HubSpotAdapter(CrmAdapter):
                     )
                 else:
                     results[c.command_id] = ItemResult(c.command_id, _NO_RESULT)
+            for c, meeting, contact in pairs:
+                if (meeting, contact) in self._linked:
+                    results[c.command_id] = ItemResult(c.command_id, crm_id=meeting)
+            pairs = [p for p in pairs if (p[1], p[2]) not in self._linked]
             if pairs:
                 await self._associate(pairs, gate, results)
         return [results[c.command_id] for c in cmds]
@@ -300,6 +314,7 @@ class HubSpotAdapter(CrmAdapter):
                 self._contact_ids.pop((c.id_property, c.contact_id), None)
                 results[c.command_id] = ItemResult(c.command_id, _NOT_FOUND)
             else:
+                self._linked.add((meeting, contact))
                 results[c.command_id] = ItemResult(c.command_id, crm_id=meeting)
 
     async def delete_activities(self, cmds: Sequence[CrmCommand], gate: Gate = open_gate) -> list[ItemResult]:
@@ -330,4 +345,5 @@ class HubSpotAdapter(CrmAdapter):
             )
         for c in cmds:
             self._meeting_ids.pop(c.activity_id or "", None)
+        self._linked = {pair for pair in self._linked if pair[0] not in ids}
         return [ItemResult(c.command_id) for c in cmds]

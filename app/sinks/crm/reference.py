@@ -778,10 +778,10 @@ def serve(
         from pathlib import Path
 
         Path(db).parent.mkdir(parents=True, exist_ok=True)
-    print(
-        f"reference CRM on http://{host}:{port} (limit {limit} calls per {window:g} s, db {db})", flush=True
+    ready = f"reference CRM on http://{host}:{port} (limit {limit} calls per {window:g} s, db {db})"
+    web.run_app(
+        make_app(db, limit, window), host=host, port=port, print=lambda _banner: print(ready, flush=True)
     )
-    web.run_app(make_app(db, limit, window), host=host, port=port, print=None)
 
 
 def main(argv: list[str] | None = None) -> None:

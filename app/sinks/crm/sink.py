@@ -193,6 +193,7 @@ class CrmSink:
             try:
                 results = await self.adapter.execute(op, commands, self._gate)
             except BackpressureError as exc:
+                self._breaker_success()
                 delay = self.backoff.delay(attempt, exc.retry_after)
                 if exc.retry_after:
                     self.limiter.block_for(exc.retry_after)
@@ -203,10 +204,7 @@ class CrmSink:
                 delay = self.backoff.delay(attempt, exc.retry_after)
                 failure = exc
             else:
-                was_open = self.breaker.state(self._monotonic()) is not BreakerState.CLOSED
-                self.breaker.success()
-                if was_open:
-                    self.hooks.breaker_state(BreakerState.CLOSED.value)
+                self._breaker_success()
                 return results
             now = self._monotonic()
             failing_since = now if failing_since is None else failing_since
@@ -214,6 +212,13 @@ class CrmSink:
                 raise failure
             attempt += 1
             await self._sleep(delay)
+
+    def _breaker_success(self) -> None:
+        """The CRM answered (a 429 counts: it is up and says when to come back)."""
+        was_open = self.breaker.state(self._monotonic()) is not BreakerState.CLOSED
+        self.breaker.success()
+        if was_open:
+            self.hooks.breaker_state(BreakerState.CLOSED.value)
 
     async def _breaker_wait(self) -> None:
         while (wait := self.breaker.wait(self._monotonic())) > 0:
