@@ -177,6 +177,44 @@ async def test_a_refused_connection_and_a_timeout_are_retriable() -> None:
         await adapter.aclose()
 
 
+async def test_a_fresh_adapter_looks_contacts_and_meetings_up_before_using_them() -> None:
+    async with ReferenceCrm() as server:
+        first = HubSpotAdapter(server.url, TOKEN)
+        [made] = await first.upsert_contacts([command(1, "contact.upsert", "u1", {"firstname": "Ana"})])
+        await first.aclose()
+        second = HubSpotAdapter(server.url, TOKEN)
+        results = await second.upsert_activities(
+            [
+                command(2, "activity.upsert", "u1", {"title": "Shift"}, activity_id="b1"),
+                command(3, "activity.upsert", "nobody", {"title": "Shift"}, activity_id="b2"),
+            ]
+        )
+        assert [r.ok for r in results] == [True, False]
+        assert results[1].error is not None and results[1].error.status == 404
+        again = await second.upsert_activities(
+            [command(4, "activity.upsert", "u1", {"status": "COMPLETED"}, activity_id="b1")]
+        )
+        assert again[0].ok
+        await second.aclose()
+        third = HubSpotAdapter(server.url, TOKEN)
+        assert all(
+            r.ok
+            for r in await third.delete_activities([command(5, "activity.delete", "u1", activity_id="b1")])
+        )
+        assert all(
+            r.ok
+            for r in await third.delete_activities([command(6, "activity.delete", "u1", activity_id="never")])
+        )
+        await third.aclose()
+        endpoints = server.stats()["calls_by_endpoint"]
+        state = server.state()
+    assert endpoints["/crm/v3/objects/contacts/batch/read"] == 1
+    assert endpoints["/crm/v4/associations/meetings/contacts/batch/associate/default"] == 1
+    assert endpoints["/crm/v3/objects/meetings/batch/read"] == 2
+    assert endpoints["/crm/v3/objects/meetings/batch/archive"] == 1
+    assert state["meetings"] == [] and state["contacts"][0]["id"] == made.crm_id
+
+
 # --- the reference CRM as an API ------------------------------------------------------------------------------
 async def test_unknown_properties_are_refused_with_a_hubspot_shaped_body(http: httpx.AsyncClient) -> None:
     resp = await http.post(UPSERT, json={"inputs": [contact_input("u1", shoe_size="44")]})

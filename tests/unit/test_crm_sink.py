@@ -9,8 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
+from prometheus_client import CollectorRegistry
 
 from app.core.errors import BackpressureError, PermanentSinkError, RetriableSinkError
+from app.core.metrics import Metrics
 from app.sinks.crm.base import (
     CrmAdapter,
     Gate,
@@ -21,6 +23,7 @@ from app.sinks.crm.base import (
     redact,
 )
 from app.sinks.crm.commands import CommandOp, CrmCommand
+from app.sinks.crm.hooks import PrometheusHooks
 from app.sinks.crm.limiter import RateLimiter
 from app.sinks.crm.model import CrmModel, expected_state
 from app.sinks.crm.sink import CrmSink, SinkConfig
@@ -250,6 +253,29 @@ async def test_batches_respect_the_adapter_limit_and_the_rate_limit_is_reported(
     assert hooks.sizes == [4] * 10
     assert sum(hooks.waits) >= 10.0
     assert hooks.calls[("contact.upsert", "200")] == 10
+
+
+async def test_prometheus_hooks_count_calls_commands_and_waits() -> None:
+    registry = CollectorRegistry()
+    clock = FakeTime()
+    adapter = ModelAdapter([RetriableSinkError("down")])
+    sink = make_sink(adapter, clock)
+    sink.hooks = PrometheusHooks(Metrics(registry))
+    commands = [cmd(i, "contact.upsert", f"u{i}", {"city": "Oslo"}) for i in range(24)]
+    commands.append(cmd(99, "activity.upsert", "ghost", {"title": "x"}, activity_id="a1"))
+    assert len(await sink.write(commands)) == 1
+
+    def value(name: str, **labels: str) -> float:
+        return registry.get_sample_value(name, labels) or 0.0
+
+    assert value("switchyard_crm_calls_total", op="contact.upsert", status="503") == 1
+    assert value("switchyard_crm_calls_total", op="contact.upsert", status="200") == 6
+    assert value("switchyard_crm_commands_total", op="contact.upsert", outcome="acknowledged") == 24
+    assert value("switchyard_crm_commands_total", op="activity.upsert", outcome="dead_lettered") == 1
+    assert value("switchyard_crm_batch_size_count") == 6 + 1
+    assert value("switchyard_crm_rate_limit_wait_seconds_total") >= 10.0
+    assert value("switchyard_crm_ack_seconds_count") == 24
+    assert value("switchyard_crm_queue_depth") == 0
 
 
 def test_retry_after_is_read_as_seconds_or_http_date() -> None:
