@@ -1,0 +1,41 @@
+"""Lära's query API: one member's compliance and one member's status timeline.
+
+Compliance is rendered with :func:`~app.domains.lara.state.compliance_view` at the worker's clock at the time of
+the request, not read from the last snapshot: "active now" and "current period" move with time even when no
+record arrives, and the snapshot on ``lara.compliance`` is only as fresh as the member's last change.
+
+Member keys are Lära ids, which may hold ``/``, ``+`` and ``%`` (bare or URL-encoded base64), so callers must
+percent-encode the key as one path segment (``urllib.parse.quote(key, safe="")``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.core.runtime import Runtime
+from app.core.web import table_query
+from app.domains.lara.rules import RULES
+from app.domains.lara.state import COMPLIANCE_TABLE, TIMELINE_TABLE, compliance_view
+
+COMPLIANCE_PATH = "/api/lara/members/{id}/compliance"
+TIMELINE_PATH = "/api/lara/members/{id}/timeline"
+
+_TIMELINE_FIELDS = ("memberKey", "revision", "entries", "rejected")
+
+
+def timeline_view(state: dict[str, Any]) -> dict[str, Any]:
+    """The timeline as answered: entries in time order and the refused changes (event id, code, reason; no
+    values), so an operator can see why a change sent by Lära is not in the timeline."""
+    return {f: state[f] for f in _TIMELINE_FIELDS}
+
+
+def register(runtime: Runtime) -> None:
+    table_query(
+        runtime,
+        COMPLIANCE_PATH,
+        RULES.name,
+        COMPLIANCE_TABLE,
+        "id",
+        render=lambda state: compliance_view(state, runtime.clock()),
+    )
+    table_query(runtime, TIMELINE_PATH, RULES.name, TIMELINE_TABLE, "id", render=timeline_view)
