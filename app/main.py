@@ -105,6 +105,10 @@ def create_app(
     )
     register_core_views(runtime)
     discover(runtime)
+    if settings.crm_enabled and (not settings.domain_filter or "crm" in settings.domain_filter):
+        from app.sinks.crm.service import CrmSinkService
+
+        CrmSinkService(runtime).register()
     from app.core.monitor import install_monitor
 
     install_monitor(runtime)

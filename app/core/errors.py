@@ -9,7 +9,8 @@ matching on types::
     ├── RecordError                 one record cannot be processed; it is dead-lettered, the stream goes on
     │   ├── DecodeError             bytes are not what the topic promises (stage=decode, DECODE-*)
     │   ├── ValidationFailed        decoded, but breaks the domain contract (stage=validate, SCHEMA-*, LARA-*)
-    │   └── EnrichError             valid, but enrichment cannot be computed (stage=enrich, ENRICH-*)
+    │   ├── EnrichError             valid, but enrichment cannot be computed (stage=enrich, ENRICH-*)
+    │   └── SinkRefused             a sink refused this record for good (stage=sink, CRM-<status>)
     ├── SinkError                   a downstream system failed (stage=sink)
     │   ├── RetriableSinkError      try again later: 5xx, timeouts, connection refused (retriable)
     │   │   └── BackpressureError   the sink is saturated or rate limited: slow down, then retry
@@ -68,6 +69,13 @@ class ValidationFailed(RecordError):
 class EnrichError(RecordError):
     stage = "enrich"
     code = "ENRICH-FAILED"
+
+
+class SinkRefused(RecordError):
+    """The record-level face of a :class:`PermanentSinkError`: what the sink's dead-letter path writes."""
+
+    stage = "sink"
+    code = "SINK-PERMANENT"
 
 
 class SinkError(SwitchyardError):

@@ -1,0 +1,156 @@
+"""The CRM sink inside the worker: ``crm.commands`` -> :class:`CrmSink` -> offsets committed.
+
+A poll batch (up to ``MAX_BATCH`` commands across this worker's partitions) goes to ``CrmSink.write`` in one piece,
+so a backlog batches up to 100 contacts per call. ``write`` returns only when every command was acknowledged by the
+CRM or dead-lettered; only then are dead letters produced (and acknowledged by Kafka) and the batch's offsets
+committed. A crash anywhere before the commit redelivers the batch, and the commands' idempotency keys make the
+second delivery a no-op at the CRM: an outage or a kill loses nothing and applies nothing twice.
+
+During a long CRM outage ``write`` keeps retrying without polling, so the consumer's ``max_poll_interval`` is set
+to a day: leaving the group would only move the same wait to another worker.
+
+Dead letters keep the command's bytes untouched (``dlq replay`` sends them back to ``crm.commands``) and carry the
+CRM's answer, scrubbed of the values we sent, in the error headers.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from pydantic import ValidationError as PydanticValidationError
+
+from app.core.deadletter import deadletter_headers
+from app.core.errors import DecodeError, RecordError, SinkRefused
+from app.core.records import RawRecord
+from app.core.runtime import Runtime, normalize_headers
+from app.core.validation import from_pydantic
+from app.sinks.crm.commands import CrmCommand
+from app.sinks.crm.hooks import PrometheusHooks
+from app.sinks.crm.sink import CrmSink, DeadLetter, build_sink
+
+log = logging.getLogger("switchyard.crm")
+
+MAX_BATCH = 5000
+DAY_MS = 24 * 3600 * 1000
+STATUS_HEADER = "switchyard.crm.status"
+
+
+def parse_command(raw: RawRecord) -> CrmCommand:
+    """A command record -> :class:`CrmCommand`, or a :class:`RecordError` naming the field and rule."""
+    if not raw.value:
+        raise DecodeError("command record has no value", code="DECODE-EMPTY")
+    try:
+        return CrmCommand.model_validate_json(raw.value)
+    except PydanticValidationError as exc:
+        first = exc.errors(include_input=False)[0]
+        if first["type"] == "json_invalid":
+            raise DecodeError("command is not valid JSON", code="DECODE-JSON") from None
+        raise from_pydantic(exc) from None
+
+
+def sink_error(dead: DeadLetter) -> SinkRefused:
+    return SinkRefused(dead.body[:500], code=dead.code)
+
+
+class CrmSinkService:
+    def __init__(self, runtime: Runtime, sink: CrmSink | None = None) -> None:
+        self.rt = runtime
+        self.sink = sink or build_sink(runtime.settings, hooks=PrometheusHooks(runtime.metrics))
+        s = runtime.settings
+        self.source = s.topic(runtime.catalog.get("crm.commands").name)
+        self.dlq = s.topic(runtime.catalog.deadletter_topic("crm").name)
+        self.group_id = f"{s.app_id}-crm-sink"
+
+    def register(self) -> None:
+        self.rt.app.task(self.run)
+
+    async def run(self) -> None:
+        s = self.rt.settings
+        consumer = AIOKafkaConsumer(
+            self.source,
+            **s.kafka_client_options(),
+            group_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            max_poll_records=MAX_BATCH,
+            max_poll_interval_ms=DAY_MS,
+        )
+        producer = AIOKafkaProducer(**s.kafka_client_options(), acks="all", enable_idempotence=True)
+        await consumer.start()
+        await producer.start()
+        log.info("CRM sink started source=%s crm=%s group=%s", self.source, s.crm_base_url, self.group_id)
+        try:
+            while True:
+                records, offsets = await self._poll(consumer)
+                self.rt.metrics.crm_queue_depth.set(await self._lag(consumer))
+                if not records:
+                    continue
+                await self._handle(producer, records)
+                await consumer.commit(offsets)
+        finally:
+            await consumer.stop()
+            await producer.stop()
+            await self.sink.adapter.aclose()
+
+    @staticmethod
+    async def _poll(consumer: AIOKafkaConsumer) -> tuple[list[Any], dict[Any, int]]:
+        """Everything fetchable now, up to ``MAX_BATCH``: one fetch is often a fraction of a backlog, and the
+        planner can only batch (100 contacts per call) what it is given at once."""
+        records: list[Any] = []
+        offsets: dict[Any, int] = {}
+        timeout = 500
+        while len(records) < MAX_BATCH:
+            batches = await consumer.getmany(timeout_ms=timeout, max_records=MAX_BATCH - len(records))
+            got = [(tp, recs) for tp, recs in batches.items() if recs]
+            if not got:
+                break
+            for tp, recs in got:
+                records.extend(recs)
+                offsets[tp] = recs[-1].offset + 1
+            timeout = 20
+        records.sort(key=lambda r: (r.partition, r.offset))
+        return records, offsets
+
+    async def _handle(self, producer: AIOKafkaProducer, records: list[Any]) -> None:
+        commands: list[CrmCommand] = []
+        raws: dict[str, RawRecord] = {}
+        futures = []
+        for rec in records:
+            raw = RawRecord(rec.value, rec.key, normalize_headers(rec.headers), rec.topic, rec.partition, rec.offset,
+                            rec.timestamp)
+            try:
+                cmd = parse_command(raw)
+            except RecordError as err:
+                futures.append(await self._deadletter(producer, raw, err))
+                continue
+            commands.append(cmd)
+            raws[cmd.command_id] = raw
+        for dead in await self.sink.write(commands):
+            raw = raws[dead.command.command_id]
+            futures.append(await self._deadletter(producer, raw, sink_error(dead), status=dead.status))
+        for fut in futures:
+            await fut
+
+    async def _deadletter(self, producer: AIOKafkaProducer, raw: RawRecord, err: RecordError,
+                          status: int | None = None) -> Any:
+        headers = list(deadletter_headers(raw, err, self.rt.clock()))
+        if status is not None:
+            headers.append((STATUS_HEADER, str(status).encode()))
+        self.rt.metrics.events_rejected.labels("crm", err.stage, err.code).inc()
+        self.rt.metrics.dlq_writes.labels("crm.deadletter").inc()
+        log.warning("CRM command dead-lettered code=%s stage=%s path=%s source=%s[%s]@%s", err.code, err.stage,
+                    err.path or "-", raw.topic, raw.partition, raw.offset)
+        return await producer.send(self.dlq, raw.value, key=raw.key, headers=headers)
+
+    @staticmethod
+    async def _lag(consumer: AIOKafkaConsumer) -> int:
+        """Commands on this worker's partitions not yet fetched: the sink's queue."""
+        total = 0
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            if high is not None:
+                total += max(high - await consumer.position(tp), 0)
+        return total

@@ -1,0 +1,127 @@
+"""The CRM sink inside a real worker: crm.commands on the shared broker -> the reference CRM over HTTP.
+
+The reference CRM runs as its own process with the real batch limit and a rate limit scaled down in time (the
+same calls per window as production, a window of seconds instead of a minute).
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from app.sinks.crm.benchmark import TOKEN, generate_commands
+from app.sinks.crm.commands import CrmCommand
+from app.sinks.crm.model import expected_state, normalize_state
+from tests.worker import Deployment, free_port, produce, read_all, wait_until
+
+pytestmark = pytest.mark.integration
+
+LIMIT, WINDOW = 100, 2.0
+
+
+class Crm:
+    def __init__(self, tmp: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        args = [sys.executable, "-m", "app.sinks.crm.reference", "--port", str(self.port), "--db",
+                str(tmp / "crm.sqlite3"), "--limit", str(LIMIT), "--window", str(WINDOW)]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(self._up, timeout=30, what="reference CRM")
+
+    def _up(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/__admin/stats", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def admin(self, path: str) -> Any:
+        return httpx.get(f"{self.url}/__admin/{path}", timeout=10).json()
+
+    def fault(self, mode: str, **spec: Any) -> None:
+        httpx.post(f"{self.url}/__admin/faults", json={"mode": mode, **spec}, timeout=10).raise_for_status()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def crm(tmp_path: Path) -> Iterator[Crm]:
+    server = Crm(tmp_path)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def deployment(kafka_bootstrap: str, tmp_path: Path, crm: Crm, request: Any) -> Iterator[Deployment]:
+    name = "crm" + str(abs(hash(request.node.nodeid)) % 10**8)
+    d = Deployment(
+        kafka_bootstrap, name, tmp_path,
+        SWITCHYARD_DOMAINS="crm",
+        SWITCHYARD_CRM_BASE_URL=crm.url,
+        SWITCHYARD_CRM_TOKEN=TOKEN,
+        SWITCHYARD_CRM_RATE_LIMIT_CALLS=str(LIMIT),
+        SWITCHYARD_CRM_RATE_LIMIT_WINDOW_SECONDS=str(WINDOW),
+        SWITCHYARD_SESSION_TIMEOUT_SECONDS="10",
+        SWITCHYARD_HEARTBEAT_INTERVAL_SECONDS="1",
+    )
+    d.cli("topics", "create")
+    yield d
+    d.stop_all()
+
+
+def publish(d: Deployment, commands: list[CrmCommand]) -> None:
+    produce(d.settings, "crm.commands",
+            [(c.contact_id.encode(), c.model_dump_json().encode(), []) for c in commands])
+
+
+def converged(crm: Crm, want: dict[str, Any]) -> bool:
+    return normalize_state(crm.admin("state")) == want
+
+
+def test_a_backlog_lands_exactly_within_the_limit_in_few_calls(deployment: Deployment, crm: Crm) -> None:
+    commands = generate_commands(5000, 500, seed=11)
+    want, refused = expected_state(commands)
+    publish(deployment, commands)  # a backlog before the sink starts: the batching case
+    w = deployment.worker().start()
+    wait_until(lambda: converged(crm, want), timeout=240, interval=1.0, what="CRM state equal to the commands")
+    stats = crm.admin("stats")
+    assert stats["max_calls_in_window"] <= LIMIT
+    assert stats["calls"] <= math.ceil(len(commands) / 100) + 15, stats
+    assert len(read_all(deployment.settings, "crm.deadletter")) == len(refused)
+    wait_until(lambda: w.metric("switchyard_crm_commands_total") >= len(commands), what="commands counted")
+
+
+def test_outage_then_429s_then_recovery_loses_nothing_and_applies_nothing_twice(
+    deployment: Deployment, crm: Crm
+) -> None:
+    commands = generate_commands(1500, 150, seed=12)
+    want, _ = expected_state(commands)
+    deployment.worker().start()
+    publish(deployment, commands[:500])
+    crm.fault("outage", seconds=4)
+    publish(deployment, commands[500:1000])
+    crm.fault("429", count=6, delay=0.5)
+    publish(deployment, commands[1000:])
+    wait_until(lambda: converged(crm, want), timeout=240, interval=1.0, what="state after the outage")
+    stats = crm.admin("stats")
+    assert stats["max_calls_in_window"] <= LIMIT
+
+
+def test_a_sink_killed_mid_batch_and_restarted_reaches_the_same_state(deployment: Deployment, crm: Crm) -> None:
+    commands = generate_commands(3000, 300, seed=13)
+    want, _ = expected_state(commands)
+    crm.fault("slow", seconds=6, delay=0.3)  # keep batches in flight long enough to be killed inside one
+    w = deployment.worker().start()
+    publish(deployment, commands)
+    wait_until(lambda: crm.admin("stats")["calls"] >= 3, timeout=60, what="the sink mid-way")
+    w.kill()
+    deployment.worker().start()
+    wait_until(lambda: converged(crm, want), timeout=240, interval=1.0, what="state after the kill")
