@@ -198,6 +198,40 @@ def test_1000_status_changes_for_100_members_fold_to_the_reference(deployment: D
     assert w.metric("switchyard_dedupe_hits_total", domain="lara") == expected_dedupe_hits(records)
 
 
+def feed_partitions(w: Worker, deployment: Deployment) -> frozenset[int]:
+    """Partitions of the compliance table's feed that ``w`` consumes (standbys only replicate changelogs)."""
+    topic = deployment.topic("lara.compliance.feed")
+    return frozenset(
+        int(dict(labels)["partition"])
+        for (name, labels), _ in w.metrics().items()
+        if name == "switchyard_consumer_lag_records" and dict(labels).get("topic") == topic
+    )
+
+
+def test_two_workers_answer_every_member_alike_whichever_owns_it(deployment: Deployment) -> None:
+    """Member keys hold ``/``, ``+`` and ``%``: the owner's router must proxy them without decoding twice."""
+    history = member_history(random.Random(3), now=datetime.now(UTC), members=40, changes=300)
+    compliance = reference_compliance(history)
+    a = deployment.worker().start()
+    b = deployment.worker().start()
+    publish(deployment, history.records)
+    wait_until(
+        lambda: not differences(latest_per_key(deployment, "lara.compliance"), compliance),
+        timeout=120,
+        interval=1.0,
+        what="lara.compliance snapshots equal to the reference",
+    )
+    owned = wait_until(
+        lambda: all(held := [feed_partitions(w, deployment) for w in (a, b)]) and held,
+        timeout=30,
+        what="both workers reporting their compliance partitions",
+    )
+    assert owned[0].isdisjoint(owned[1])  # each answers the other's members by proxying to it
+    for w in (a, b):
+        assert wrong_compliance(w, compliance) == []
+        assert wrong_timelines(w, history) == []
+
+
 # ---- the offline check -------------------------------------------------------------------------------------
 
 
