@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     crm_rate_limit_window_seconds: float = Field(60.0, gt=0)
     crm_batch_size: int = Field(100, ge=1, le=100)
     crm_timeout_seconds: float = 10.0
+    crm_backoff_cap_seconds: float = Field(30.0, gt=0, description="longest wait between retries of a failing call")
+    crm_breaker_reset_seconds: float = Field(10.0, gt=0, description="open circuit breaker waits this before a probe")
     crm_enabled: bool = True
 
     def topic(self, name: str) -> str:

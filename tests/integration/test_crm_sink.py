@@ -71,6 +71,8 @@ def deployment(kafka_bootstrap: str, tmp_path: Path, crm: Crm, request: Any) -> 
         SWITCHYARD_CRM_RATE_LIMIT_WINDOW_SECONDS=str(WINDOW),
         SWITCHYARD_SESSION_TIMEOUT_SECONDS="10",
         SWITCHYARD_HEARTBEAT_INTERVAL_SECONDS="1",
+        SWITCHYARD_CRM_BACKOFF_CAP_SECONDS="2",
+        SWITCHYARD_CRM_BREAKER_RESET_SECONDS="1",
     )
     d.cli("topics", "create")
     yield d

@@ -99,7 +99,11 @@ class SinkConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SinkConfig:
-        return cls(batch_size=settings.crm_batch_size)
+        return cls(
+            batch_size=settings.crm_batch_size,
+            backoff_cap=settings.crm_backoff_cap_seconds,
+            breaker_reset=settings.crm_breaker_reset_seconds,
+        )
 
 
 @dataclass
