@@ -66,6 +66,8 @@ class TransactionalStage:
             auto_offset_reset="earliest",
             isolation_level="read_committed",
             max_poll_records=MAX_BATCH,
+            session_timeout_ms=int(s.session_timeout_seconds * 1000),
+            heartbeat_interval_ms=int(s.heartbeat_interval_seconds * 1000),
         )
         self.consumer.subscribe([self.source], listener=_Listener(self))
         await self.consumer.start()

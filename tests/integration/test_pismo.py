@@ -34,7 +34,7 @@ pytestmark = pytest.mark.integration
 PARTITIONS = 3
 # A SIGKILLed worker leaves the consumer group only when its session times out: Faust's default (60 s) would
 # make the crash test mostly waiting. 6 s is the broker's minimum. Faust reads these from the environment.
-FAST_FAILOVER = {"BROKER_SESSION_TIMEOUT": "6", "BROKER_HEARTBEAT_INTERVAL": "1"}
+FAST_FAILOVER = {"SWITCHYARD_SESSION_TIMEOUT_SECONDS": "6", "SWITCHYARD_HEARTBEAT_INTERVAL_SECONDS": "1"}
 
 # Where each invalid variant is wrong, written from the seed schema, not read back from the validator.
 EXPECTED_PATH = {
