@@ -28,7 +28,7 @@ from app.core.paths import STATE_DIR
 from app.core.records import DomainRules, Sample
 from app.settings import Settings
 
-BROKEN = Sample(name="broken-json", value=b'{"truncated": ')
+BROKEN_JSON = b'{"truncated": '
 
 
 def free_port() -> int:
@@ -99,7 +99,8 @@ async def publish(settings: Settings, catalog: Catalog, domains: list[str]) -> d
         for name in domains:
             rules = domain_rules(catalog, name)
             topic = settings.topic(catalog.raw_topic(name).name)
-            samples = [*rules.samples(), BROKEN]
+            broken = Sample("broken-json", BROKEN_JSON, rules.event_types[0] if rules.event_types else None)
+            samples = [*rules.samples(), broken]
             for s in samples:
                 key = s.key or rules.key_of(s.value, s.event_type)
                 await prod.send_and_wait(topic, s.value, key=key, headers=list(s.headers))
@@ -161,6 +162,8 @@ def run_demo(*, once: bool, timeout: float) -> int:
         say(f"  published {sum(sent.values())} records: " + ", ".join(f"{d} {n}" for d, n in sent.items()))
         metrics = _wait_consumed(f"{web}/metrics", sent, timeout)
         ok = _summary(metrics, sent, catalog, settings, web)
+        _dead_letters(settings, catalog, domains)
+        _crm(f"http://127.0.0.1:{crm_port}", f"{web}/metrics", metrics)
         if not once:
             say("\nRunning. Ctrl-C to stop.")
             try:
@@ -169,6 +172,37 @@ def run_demo(*, once: bool, timeout: float) -> int:
             except KeyboardInterrupt:
                 pass
         return 0 if ok else 1
+
+
+def _dead_letters(settings: Settings, catalog: Catalog, domains: list[str]) -> None:
+    from app.core.deadletter import CODE, PATH, STAGE, DeadLetter
+    from app.core.kafka import read_to_end
+
+    async def read(topic: str) -> list[DeadLetter]:
+        return [
+            DeadLetter(topic, r.partition, r.offset, r.key, r.value, tuple(r.headers or ()))
+            async for r in read_to_end(settings, settings.topic(topic))
+        ]
+
+    say("\nDead letters (original bytes kept; error in the headers)")
+    for d in domains:
+        for rec in asyncio.run(read(catalog.deadletter_topic(d).name)):
+            where = rec.get(PATH) or "-"
+            say(f"  {d:<13}{rec.get(STAGE):<9}{rec.get(CODE):<22}path {where}")
+
+
+def _crm(url: str, metrics_url: str, metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> None:
+    sent = int(total(metrics, "switchyard_outputs_total", topic="crm.commands"))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if total(scrape(metrics_url), "switchyard_crm_commands_total") >= sent:
+            break
+        time.sleep(0.5)
+    state = httpx.get(f"{url}/__admin/state", timeout=5).json()
+    say(
+        f"\nCRM ({url}): {len(state.get('contacts', []))} contact(s), {len(state.get('meetings', []))} meeting(s)"
+        f" after {sent} command(s); inspect with GET {url}/__admin/state"
+    )
 
 
 def _has_agents(catalog: Catalog, name: str) -> bool:
