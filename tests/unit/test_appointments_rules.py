@@ -330,6 +330,7 @@ def test_stale_update_recorded_not_applied() -> None:
     state, _ = fold_all([values[0], values[2]])
     folded = fold_appointment(state, values[1], NOW)
     assert folded.changed
+    assert folded.outcome == "stale"
     assert list(folded.emits) == []
     new = folded.state
     assert {k: new[k] for k in ("status", "event_id", "updated_at", "start")} == {
