@@ -1,0 +1,348 @@
+"""``switchyard bench``: passthrough vs plain vs pipeline per domain, latency, scaling, CRM, recovery.
+
+Every figure that matters is a ratio of variants run side by side, alternated (A B C A B C ...), on the same
+broker in the same run, so a noisy shared machine moves all of them alike. Each variant gets fresh topics and a
+fresh consumer group; every run's topics are deleted before the next. Progress goes to stderr; stdout carries
+the result (one JSON object with ``--json``). Results are also written to ``bench/results/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from app.core.catalog import Catalog, load_catalog
+from app.settings import Settings
+from bench.kafka import create, delete_prefix, preload
+from bench.latency import LatencyProbe, knee
+from bench.loops import LoopResult, passthrough, plain
+from bench.pipeline import PipelineResult, drain, prepare
+from bench.report import goals, render_table
+from bench.scenarios import SCENARIOS, Scenario, distinct_accepted
+from bench.worker import Deployment
+
+RESULTS = Path(__file__).resolve().parent / "results"
+FRACTIONS = (0.25, 0.5, 0.75, 0.9)
+
+
+@dataclass(frozen=True)
+class Plan:
+    mode: str
+    records: dict[str, int]
+    iterations: int
+    step_seconds: float
+    scaling_records: int | None
+    recovery_keys: int
+    crm_commands: int
+    crm_contacts: int
+    profile: bool
+
+
+QUICK = Plan(
+    "quick", {"phoenix": 1200, "pismo": 2500, "vome": 1500}, 1, 3.0, None, 100_000, 4000, 1000, False
+)
+FULL = Plan(
+    "full", {"phoenix": 5000, "pismo": 10000, "vome": 6000}, 3, 10.0, 5000, 100_000, 20000, 5000, True
+)
+
+
+def say(text: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def broker() -> Iterator[tuple[str, str]]:
+    """``(bootstrap, kafka version)``: ``$SWITCHYARD_BROKER`` as is, else an embedded broker for this run."""
+    external = os.environ.get("SWITCHYARD_BROKER", "").strip()
+    if external:
+        yield external, "external"
+        return
+    from app.broker import EmbeddedBroker
+
+    with tempfile.TemporaryDirectory(prefix="switchyard-bench-kafka-") as data:
+        b = EmbeddedBroker(data_dir=Path(data), heap="1g")
+        say(f"starting embedded Kafka {b.version}")
+        try:
+            yield b.start(), b.version
+        finally:
+            b.close()
+
+
+class Bench:
+    def __init__(self, plan: Plan, bootstrap: str, tmp: Path) -> None:
+        self.plan = plan
+        self.bootstrap = bootstrap
+        self.tmp = tmp
+        self.run_id = uuid.uuid4().hex[:6]
+        self.catalog: Catalog = load_catalog()
+        self.settings = Settings(broker=bootstrap)
+
+    def deployment(self, name: str, domain: str) -> Deployment:
+        return Deployment(self.bootstrap, name, self.tmp / name, SWITCHYARD_DOMAINS=domain)
+
+    # ---- one A B C round ----------------------------------------------------------------------------------
+    async def round(
+        self, scenario: Scenario, records: list[Any], index: int, profile: Path | None = None
+    ) -> tuple[LoopResult, LoopResult, PipelineResult]:
+        base = f"bench-{self.run_id}-{scenario.name}-{index}"
+        n = len(records)
+        dep = self.deployment(f"{base}-c", scenario.domain)
+        try:
+            await prepare(dep, self.catalog, scenario.rules, scenario.exactly_once)
+            raw = dep.settings.topic(self.catalog.raw_topic(scenario.domain).name)
+            await preload(self.settings, raw, records)
+            await create(self.settings, [f"{base}-a.out"])
+            a = await passthrough(self.settings, raw, f"{base}-a.out", f"{base}-a", n, 300)
+            say(f"{scenario.name} #{index} A passthrough {a.eps:,.0f} ev/s")
+            out = Settings(broker=self.bootstrap, topic_prefix=f"{base}-b.")
+            await prepare(
+                self.deployment(f"{base}-b", scenario.domain),
+                self.catalog,
+                scenario.rules,
+                False,
+                changelogs=False,
+            )
+            dl = self.catalog.deadletter_topic(scenario.domain).name
+            b = await plain(self.settings, scenario.rules, dl, out, raw, f"{base}-b", n, 300)
+            say(f"{scenario.name} #{index} B plain {b.eps:,.0f} ev/s")
+            c = await drain(
+                dep, self.catalog, scenario.domain, n, exactly_once=scenario.exactly_once, profile_to=profile
+            )
+            say(
+                f"{scenario.name} #{index} C pipeline {c.eps:,.0f} ev/s, {c.cpu_us_per_event or 0:,.0f} us CPU/event"
+            )
+            return a, b, c
+        finally:
+            await delete_prefix(self.settings, base)
+
+    async def scenario(self, scenario: Scenario, stamp: str) -> dict[str, Any]:
+        n = self.plan.records[scenario.name]
+        say(f"{scenario.name}: generating {n} records")
+        records = scenario.generate(random.Random(20250602), n)
+        rounds = []
+        for i in range(self.plan.iterations):
+            prof = (
+                RESULTS / f"{stamp}-{scenario.name}-profile.raw"
+                if self.plan.profile and i == 0 and scenario.name == "phoenix"
+                else None
+            )
+            rounds.append(await self.round(scenario, records, i, prof))
+        a_eps = statistics.median(a.eps for a, _, _ in rounds)
+        b_eps = statistics.median(b.eps for _, b, _ in rounds)
+        c_eps = statistics.median(c.eps for _, _, c in rounds)
+        cpu = [c.cpu_us_per_event for _, _, c in rounds if c.cpu_us_per_event is not None]
+        rss = [c.rss_mb for _, _, c in rounds if c.rss_mb is not None]
+        latency = await self.latency(scenario, c_eps)
+        at_half = next((s for s in latency["steps"] if s["fraction"] == 0.5), None)
+        return {
+            "description": scenario.description,
+            "records": n,
+            "avg_record_bytes": round(sum(len(v or b"") for _, v, _ in records) / n),
+            "passthrough_eps": round(a_eps, 1),
+            "plain_eps": round(b_eps, 1),
+            "pipeline_eps": round(c_eps, 1),
+            "ratio_plain": round(c_eps / b_eps, 3) if b_eps else None,
+            "ratio_passthrough": round(c_eps / a_eps, 3) if a_eps else None,
+            "cpu_us_per_event": round(statistics.median(cpu)) if cpu else None,
+            "p50_ms": at_half["p50_ms"] if at_half else None,
+            "p99_ms": at_half["p99_ms"] if at_half else None,
+            "rss_mb": round(max(rss), 1) if rss else None,
+            "exactly_once": scenario.exactly_once,
+            "latency": latency,
+            "rounds": [
+                {
+                    "passthrough_eps": round(a.eps, 1),
+                    "plain_eps": round(b.eps, 1),
+                    "pipeline_eps": round(c.eps, 1),
+                    "pipeline_seconds": round(c.seconds, 2),
+                    "cpu_us_per_event": None if c.cpu_us_per_event is None else round(c.cpu_us_per_event),
+                    "rss_mb": None if c.rss_mb is None else round(c.rss_mb, 1),
+                    "passthrough_records": a.records,
+                    "plain_records": b.records,
+                    "plain_outputs": {t.split(".", 1)[1]: k for t, k in sorted(b.outputs.items())},
+                }
+                for a, b, c in rounds
+            ],
+            "profile": next((c.profile for _, _, c in rounds if c.profile), None),
+        }
+
+    # ---- latency ------------------------------------------------------------------------------------------
+    async def latency(self, scenario: Scenario, max_eps: float) -> dict[str, Any]:
+        need = int(sum(FRACTIONS) * max(max_eps, 1.0) * self.plan.step_seconds * 1.2) + 50
+        say(f"{scenario.name}: latency at {', '.join(f'{f:.0%}' for f in FRACTIONS)} of {max_eps:,.0f} ev/s")
+        pool = distinct_accepted(scenario, scenario.generate(random.Random(7), int(need * 1.3)))
+        name = f"bench-{self.run_id}-{scenario.name}-lat"
+        dep = self.deployment(name, scenario.domain)
+        try:
+            await prepare(dep, self.catalog, scenario.rules, scenario.exactly_once)
+            worker = dep.worker("--no-create-topics").start()
+            await asyncio.to_thread(worker.wait_ready, 120)
+            settings = dep.settings
+            probe = LatencyProbe(
+                settings,
+                settings.topic(self.catalog.raw_topic(scenario.domain).name),
+                [settings.topic(t) for t in scenario.primary_topics],
+            )
+            # one record first: the first event through a fresh worker pays for lazy imports and connections
+            await probe.run(pool[:1], 1.0, (1.0,), 1.0)
+            steps = await probe.run(pool[1:], max_eps, FRACTIONS, self.plan.step_seconds)
+            worker.check_alive()
+        finally:
+            await asyncio.to_thread(dep.stop_all)
+            await delete_prefix(self.settings, name)
+        found = knee(steps)
+        return {
+            "step_seconds": self.plan.step_seconds,
+            "steps": [s.as_dict() for s in steps],
+            "knee_fraction": found,
+            "knee_eps": None if found is None else round(found * max_eps, 1),
+        }
+
+    # ---- scaling, recovery, CRM ---------------------------------------------------------------------------
+    async def scaling(self) -> dict[str, Any]:
+        n = self.plan.scaling_records
+        if n is None:
+            return {"skipped": "full run only (bench without --quick)"}
+        scenario = SCENARIOS["phoenix"]
+        records = scenario.generate(random.Random(11), n)
+        out: dict[str, Any] = {"scenario": "phoenix", "records": n, "partitions": 6}
+        for workers in (1, 2):
+            name = f"bench-{self.run_id}-scale{workers}"
+            dep = self.deployment(name, scenario.domain)
+            try:
+                await prepare(dep, self.catalog, scenario.rules, False)
+                await preload(self.settings, dep.settings.topic("phoenix.raw"), records)
+                c = await drain(dep, self.catalog, "phoenix", n, exactly_once=False, workers=workers)
+            finally:
+                await delete_prefix(self.settings, name)
+            say(f"scaling: {workers} worker(s) {c.eps:,.0f} ev/s")
+            out[f"workers_{workers}_eps"] = round(c.eps, 1)
+            out[f"workers_{workers}_cpu_us_per_event"] = (
+                None if c.cpu_us_per_event is None else round(c.cpu_us_per_event)
+            )
+        out["speedup"] = (
+            round(out["workers_2_eps"] / out["workers_1_eps"], 3) if out["workers_1_eps"] else None
+        )
+        return out
+
+    async def recovery(self) -> dict[str, Any]:
+        from bench.recovery import measure
+
+        name = f"bench-{self.run_id}-recovery"
+        say(f"recovery: {self.plan.recovery_keys:,} keys")
+        try:
+            result = await measure(self.bootstrap, name, self.tmp, self.plan.recovery_keys)
+        finally:
+            await delete_prefix(self.settings, name)
+        say(f"recovery: {result.rebuild_s:.1f} s")
+        return result.as_dict()
+
+    async def crm(self) -> dict[str, Any]:
+        return await asyncio.to_thread(crm_backlog, self.plan.crm_commands, self.plan.crm_contacts)
+
+
+def crm_backlog(commands: int, contacts: int, limit: int = 20, window: float = 1.0) -> dict[str, Any]:
+    """The CRM figures through ``app.sinks.crm.benchmark.run_backlog`` (the sink, HubSpot adapter and reference
+    CRM). The backlog needs several windows of budget, so ``budget_used`` is the share of the budget available
+    while it existed that was spent: calls / (limit x windows elapsed)."""
+    try:
+        from app.sinks.crm.benchmark import run_backlog
+    except ImportError as exc:
+        return {"contacts_per_call": None, "budget_used": None, "reason": f"no CRM benchmark: {exc}"}
+    say(f"crm: {commands:,} commands over {contacts:,} contacts, budget {limit} calls / {window:g} s")
+    raw = run_backlog(n_commands=commands, n_contacts=contacts, limit=limit, window=window)
+    windows = max(raw["seconds"] / window, 1.0)
+    return {
+        "contacts_per_call": round(raw["contacts_per_call"], 2),
+        "commands_per_call": round(raw["commands_per_call"], 2),
+        "budget_used": round(raw["calls"] / (limit * windows), 3),
+        "calls": raw["calls"],
+        "seconds": round(raw["seconds"], 2),
+        "limit": limit,
+        "window_s": window,
+        "max_calls_in_window": raw["max_calls_in_window"],
+        "state_matches": raw["state_matches"],
+        "dead_letters": raw["dead_letters"],
+    }
+
+
+def machine(kafka: str) -> dict[str, Any]:
+    return {
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "kafka": kafka,
+        "platform": platform.platform(),
+        "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+async def _run(plan: Plan, bootstrap: str, kafka: str, stamp: str) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="switchyard-bench-") as tmp:
+        bench = Bench(plan, bootstrap, Path(tmp))
+        result: dict[str, Any] = {
+            "mode": plan.mode,
+            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": machine(kafka),
+            "scenarios": {},
+        }
+        for name, scenario in SCENARIOS.items():
+            result["scenarios"][name] = await bench.scenario(scenario, stamp)
+        result["scaling"] = await bench.scaling()
+        result["recovery"] = await bench.recovery()
+        result["crm"] = await bench.crm()
+        result["goals"] = goals(result)
+        return result
+
+
+def write_results(result: dict[str, Any], stamp: str) -> list[Path]:
+    """One file per scenario (plus crm, recovery, scaling), each carrying the run's machine and mode."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    head = {k: result[k] for k in ("mode", "started_at", "machine")}
+    suffix = "" if result["mode"] == "full" else f"-{result['mode']}"
+    parts = {**result["scenarios"], **{k: result[k] for k in ("scaling", "recovery", "crm")}}
+    written = []
+    for name, body in parts.items():
+        path = RESULTS / f"{stamp}-{name}{suffix}.json"
+        path.write_bytes(orjson.dumps({**head, "scenario": name, **body}, option=orjson.OPT_INDENT_2))
+        written.append(path)
+    path = RESULTS / f"{stamp}-summary{suffix}.json"
+    path.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+    return [*written, path]
+
+
+def run_bench(quick: bool, as_json: bool) -> int:
+    plan = QUICK if quick else FULL
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%M")
+    began = time.monotonic()
+    try:
+        with broker() as (bootstrap, kafka):
+            result = asyncio.run(_run(plan, bootstrap, kafka, stamp))
+    except Exception as exc:  # the exit code and one line say it failed; the traceback says where
+        import traceback
+
+        traceback.print_exc(file=sys.stderr)
+        print(f"bench failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    result["wall_seconds"] = round(time.monotonic() - began, 1)
+    for path in write_results(result, stamp):
+        say(f"wrote {path.relative_to(RESULTS.parent.parent)}")
+    if as_json:
+        print(orjson.dumps(result).decode())
+    else:
+        print(render_table(result))
+    return 0

@@ -1,0 +1,92 @@
+"""The issue's goals checked against a result, and the human-readable table of ``switchyard bench``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+RATIO_GOALS = {"phoenix": 0.8, "pismo": 0.6}
+P99_GOAL_MS = 100.0
+P99_EOS_GOAL_MS = 500.0
+CRM_CONTACTS_GOAL = 50.0
+CRM_BUDGET_GOAL = 0.95
+RECOVERY_GOAL_S = 30.0
+RSS_GOAL_MB = 400.0
+
+
+def _goal(name: str, value: float | None, target: float, higher_is_better: bool) -> dict[str, Any]:
+    if value is None:
+        return {"goal": name, "target": target, "value": None, "met": None, "by": None}
+    met = value >= target if higher_is_better else value < target
+    return {
+        "goal": name,
+        "target": target,
+        "value": value,
+        "met": met,
+        # how far from the target, as a share of it: positive = margin, negative = shortfall
+        "by": round((value - target) / target if higher_is_better else (target - value) / target, 3),
+    }
+
+
+def goals(result: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    scenarios = result["scenarios"]
+    for name, target in RATIO_GOALS.items():
+        if name in scenarios:
+            out.append(
+                _goal(f"{name} pipeline/plain >= {target}", scenarios[name]["ratio_plain"], target, True)
+            )
+    for name, s in scenarios.items():
+        target = P99_EOS_GOAL_MS if s.get("exactly_once") else P99_GOAL_MS
+        out.append(_goal(f"{name} p99 at 50% load < {target:g} ms", s["p99_ms"], target, False))
+    crm = result.get("crm", {})
+    out.append(
+        _goal(
+            f"CRM contacts/call >= {CRM_CONTACTS_GOAL:g}",
+            crm.get("contacts_per_call"),
+            CRM_CONTACTS_GOAL,
+            True,
+        )
+    )
+    out.append(
+        _goal(f"CRM budget used >= {CRM_BUDGET_GOAL:.0%}", crm.get("budget_used"), CRM_BUDGET_GOAL, True)
+    )
+    rec = result.get("recovery", {})
+    out.append(
+        _goal(f"100k-key recovery < {RECOVERY_GOAL_S:g} s", rec.get("rebuild_s"), RECOVERY_GOAL_S, False)
+    )
+    rss = [s["rss_mb"] for s in scenarios.values() if s.get("rss_mb") is not None]
+    out.append(_goal(f"worker RSS < {RSS_GOAL_MB:g} MB", max(rss) if rss else None, RSS_GOAL_MB, False))
+    return out
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.3f}" if abs(v) < 10 else f"{v:,.0f}"
+    return str(v)
+
+
+def render_table(result: dict[str, Any]) -> str:
+    cols = (
+        "passthrough_eps",
+        "plain_eps",
+        "pipeline_eps",
+        "ratio_plain",
+        "ratio_passthrough",
+        "cpu_us_per_event",
+        "p50_ms",
+        "p99_ms",
+        "rss_mb",
+    )
+    lines = ["| scenario | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for name, s in result["scenarios"].items():
+        lines.append(f"| {name} | " + " | ".join(_fmt(s.get(c)) for c in cols) + " |")
+    lines.append("")
+    lines.append("| goal | value | met | by |")
+    lines.append("|---|---|---|---|")
+    for g in result["goals"]:
+        met = {True: "yes", False: "NO", None: "n/a"}[g["met"]]
+        by = "-" if g["by"] is None else f"{g['by']:+.0%}"
+        lines.append(f"| {g['goal']} | {_fmt(g['value'])} | {met} | {by} |")
+    return "\n".join(lines)
