@@ -105,7 +105,8 @@ def create_app(
     )
     register_core_views(runtime)
     discover(runtime)
-    if settings.crm_enabled and (not settings.domain_filter or "crm" in settings.domain_filter):
+    wants_crm = not settings.domain_filter or "crm" in settings.domain_filter
+    if settings.crm_enabled and wants_crm and "crm.commands" in runtime.catalog.topics:
         from app.sinks.crm.service import CrmSinkService
 
         CrmSinkService(runtime).register()
