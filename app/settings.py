@@ -55,10 +55,16 @@ class Settings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     session_timeout_seconds: float = Field(
-        20.0, gt=0, description="a worker that stops heartbeating leaves the group after this (fail-over time)"
+        20.0,
+        gt=0,
+        description="a worker that stops heartbeating leaves the group after this (fail-over time)",
     )
-    heartbeat_interval_seconds: float = Field(2.0, gt=0, description="consumer heartbeat; well under the timeout")
-    standby_replicas: int = Field(1, ge=0, description="warm table copies on other workers (faster fail-over)")
+    heartbeat_interval_seconds: float = Field(
+        2.0, gt=0, description="consumer heartbeat; well under the timeout"
+    )
+    standby_replicas: int = Field(
+        1, ge=0, description="warm table copies on other workers (faster fail-over)"
+    )
 
     # --- dead letters ------------------------------------------------------------------------------------------
     dlq_max_replays: int = Field(
@@ -83,8 +89,12 @@ class Settings(BaseSettings):
     crm_rate_limit_window_seconds: float = Field(60.0, gt=0)
     crm_batch_size: int = Field(100, ge=1, le=100)
     crm_timeout_seconds: float = 10.0
-    crm_backoff_cap_seconds: float = Field(30.0, gt=0, description="longest wait between retries of a failing call")
-    crm_breaker_reset_seconds: float = Field(10.0, gt=0, description="open circuit breaker waits this before a probe")
+    crm_backoff_cap_seconds: float = Field(
+        30.0, gt=0, description="longest wait between retries of a failing call"
+    )
+    crm_breaker_reset_seconds: float = Field(
+        10.0, gt=0, description="open circuit breaker waits this before a probe"
+    )
     crm_enabled: bool = True
 
     def topic(self, name: str) -> str:

@@ -30,8 +30,19 @@ class Crm:
     def __init__(self, tmp: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        args = [sys.executable, "-m", "app.sinks.crm.reference", "--port", str(self.port), "--db",
-                str(tmp / "crm.sqlite3"), "--limit", str(LIMIT), "--window", str(WINDOW)]
+        args = [
+            sys.executable,
+            "-m",
+            "app.sinks.crm.reference",
+            "--port",
+            str(self.port),
+            "--db",
+            str(tmp / "crm.sqlite3"),
+            "--limit",
+            str(LIMIT),
+            "--window",
+            str(WINDOW),
+        ]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until(self._up, timeout=30, what="reference CRM")
 
@@ -63,7 +74,9 @@ def crm(tmp_path: Path) -> Iterator[Crm]:
 def deployment(kafka_bootstrap: str, tmp_path: Path, crm: Crm, request: Any) -> Iterator[Deployment]:
     name = "crm" + str(abs(hash(request.node.nodeid)) % 10**8)
     d = Deployment(
-        kafka_bootstrap, name, tmp_path,
+        kafka_bootstrap,
+        name,
+        tmp_path,
         SWITCHYARD_DOMAINS="crm",
         SWITCHYARD_CRM_BASE_URL=crm.url,
         SWITCHYARD_CRM_TOKEN=TOKEN,
@@ -80,8 +93,11 @@ def deployment(kafka_bootstrap: str, tmp_path: Path, crm: Crm, request: Any) -> 
 
 
 def publish(d: Deployment, commands: list[CrmCommand]) -> None:
-    produce(d.settings, "crm.commands",
-            [(c.contact_id.encode(), c.model_dump_json().encode(), []) for c in commands])
+    produce(
+        d.settings,
+        "crm.commands",
+        [(c.contact_id.encode(), c.model_dump_json().encode(), []) for c in commands],
+    )
 
 
 def converged(crm: Crm, want: dict[str, Any]) -> bool:
@@ -93,7 +109,9 @@ def test_a_backlog_lands_exactly_within_the_limit_in_few_calls(deployment: Deplo
     want, refused = expected_state(commands)
     publish(deployment, commands)  # a backlog before the sink starts: the batching case
     w = deployment.worker().start()
-    wait_until(lambda: converged(crm, want), timeout=240, interval=1.0, what="CRM state equal to the commands")
+    wait_until(
+        lambda: converged(crm, want), timeout=240, interval=1.0, what="CRM state equal to the commands"
+    )
     stats = crm.admin("stats")
     assert stats["max_calls_in_window"] <= LIMIT
     assert stats["calls"] <= math.ceil(len(commands) / 100) + 15, stats
@@ -117,7 +135,9 @@ def test_outage_then_429s_then_recovery_loses_nothing_and_applies_nothing_twice(
     assert stats["max_calls_in_window"] <= LIMIT
 
 
-def test_a_sink_killed_mid_batch_and_restarted_reaches_the_same_state(deployment: Deployment, crm: Crm) -> None:
+def test_a_sink_killed_mid_batch_and_restarted_reaches_the_same_state(
+    deployment: Deployment, crm: Crm
+) -> None:
     commands = generate_commands(3000, 300, seed=13)
     want, _ = expected_state(commands)
     crm.fault("slow", seconds=6, delay=0.3)  # keep batches in flight long enough to be killed inside one

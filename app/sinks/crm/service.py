@@ -119,8 +119,15 @@ class CrmSinkService:
         raws: dict[str, RawRecord] = {}
         futures = []
         for rec in records:
-            raw = RawRecord(rec.value, rec.key, normalize_headers(rec.headers), rec.topic, rec.partition, rec.offset,
-                            rec.timestamp)
+            raw = RawRecord(
+                rec.value,
+                rec.key,
+                normalize_headers(rec.headers),
+                rec.topic,
+                rec.partition,
+                rec.offset,
+                rec.timestamp,
+            )
             try:
                 cmd = parse_command(raw)
             except RecordError as err:
@@ -134,15 +141,23 @@ class CrmSinkService:
         for fut in futures:
             await fut
 
-    async def _deadletter(self, producer: AIOKafkaProducer, raw: RawRecord, err: RecordError,
-                          status: int | None = None) -> Any:
+    async def _deadletter(
+        self, producer: AIOKafkaProducer, raw: RawRecord, err: RecordError, status: int | None = None
+    ) -> Any:
         headers = list(deadletter_headers(raw, err, self.rt.clock()))
         if status is not None:
             headers.append((STATUS_HEADER, str(status).encode()))
         self.rt.metrics.events_rejected.labels("crm", err.stage, err.code).inc()
         self.rt.metrics.dlq_writes.labels("crm.deadletter").inc()
-        log.warning("CRM command dead-lettered code=%s stage=%s path=%s source=%s[%s]@%s", err.code, err.stage,
-                    err.path or "-", raw.topic, raw.partition, raw.offset)
+        log.warning(
+            "CRM command dead-lettered code=%s stage=%s path=%s source=%s[%s]@%s",
+            err.code,
+            err.stage,
+            err.path or "-",
+            raw.topic,
+            raw.partition,
+            raw.offset,
+        )
         return await producer.send(self.dlq, raw.value, key=raw.key, headers=headers)
 
     @staticmethod
