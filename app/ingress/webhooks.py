@@ -172,4 +172,10 @@ def webhook(runtime: Runtime, source: WebhookSource) -> None:
     ingress = runtime.services.get("ingress")
     if ingress is None:
         ingress = runtime.services["ingress"] = Ingress(runtime)
+
+        async def close(sender: Any, *args: Any, **kwargs: Any) -> None:
+            await ingress.close()
+
+        signal: Any = runtime.app.on_before_shutdown  # faust types handlers too narrowly for coroutines
+        signal.connect(close)
     ingress.add(source)
