@@ -32,8 +32,17 @@ def route(p: Processed, now: datetime) -> list[Emit]:
 
 
 def fold(state: Any, value: Any, now: datetime) -> Folded:
-    total = (state or {}).get("total", 0) + value["n"]
-    return Folded({"total": total}, [Emit("testdomain.snapshot", value["id"], {"total": total})])
+    """Idempotent, as every fold must be: a redelivered feed value (at-least-once) is recognised by its event id."""
+    state = state or {"total": 0, "folded": []}
+    if value["id"] in state["folded"]:
+        return Folded(state, changed=False)
+    total = state["total"] + value["n"]
+    new = {"total": total, "folded": [*state["folded"], value["id"]]}
+    return Folded(new, [Emit("testdomain.snapshot", value["id"], {"total": total})])
+
+
+def public(state: Any) -> Any:
+    return {"total": state["total"]}
 
 
 RULES = DomainRules(

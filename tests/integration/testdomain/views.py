@@ -1,6 +1,8 @@
 from app.core.runtime import Runtime
 from app.core.web import table_query
 
+from .rules import public
+
 
 def register(runtime: Runtime) -> None:
-    table_query(runtime, "/api/testdomain/{id}", "testdomain", "totals", "id")
+    table_query(runtime, "/api/testdomain/{id}", "testdomain", "totals", "id", render=public)
