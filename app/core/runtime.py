@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+import weakref
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import faust
+import faust.streams as faust_streams
 import orjson
 
 from app.core.catalog import Catalog
@@ -26,10 +29,14 @@ from app.core.deadletter import deadletter_headers
 from app.core.dedupe import SeenIds
 from app.core.errors import EnrichError, RecordError
 from app.core.metrics import Metrics
-from app.core.records import DomainRules, Emit, Folded, Headers, RawRecord, TableRule
+from app.core.records import DomainRules, Emit, Folded, Headers, Processed, RawRecord, TableRule
 from app.settings import Settings
 
 log = logging.getLogger("switchyard.runtime")
+
+#: Micro-batch of the agents: at most this many records, or what arrived within the wait.
+BATCH_MAX = 500
+BATCH_WAIT_SECONDS = 0.01
 
 
 def normalize_headers(headers: Any) -> Headers:
@@ -50,6 +57,20 @@ def raw_from_message(message: Any) -> RawRecord:
         offset=message.offset,
         timestamp_ms=int(ts * 1000) if ts else None,
     )
+
+
+@contextmanager
+def in_event(event: Any) -> Iterator[None]:
+    """Make ``event`` Faust's current event, so a table write lands in *its* changelog partition.
+
+    Faust picks a table write's changelog partition from the event being processed; a micro-batch stores
+    state after the whole batch was acknowledged, so each write names its own event explicitly.
+    """
+    token = faust_streams._current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        faust_streams._current_event.reset(token)
 
 
 def encode_value(value: Any) -> bytes | None:
@@ -106,8 +127,8 @@ class Runtime:
             )
         return self._topics[name]
 
-    async def emit_all(self, emits: Iterable[Emit]) -> None:
-        """Produce ``emits`` and wait until the broker acknowledged every one of them."""
+    async def send(self, emits: Iterable[Emit]) -> list[Any]:
+        """Produce ``emits``; returns the futures that resolve when the broker acknowledged each."""
         futures = []
         for e in emits:
             key = e.key.encode() if isinstance(e.key, str) else e.key
@@ -116,7 +137,11 @@ class Runtime:
             )
             futures.append(fut)
             self.metrics.outputs.labels(e.topic).inc()
-        for fut in futures:
+        return futures
+
+    async def emit_all(self, emits: Iterable[Emit]) -> None:
+        """Produce ``emits`` and wait until the broker acknowledged every one of them."""
+        for fut in await self.send(emits):
             await fut
 
     async def deadletter(self, domain: str, raw: RawRecord, err: RecordError) -> None:
@@ -139,52 +164,71 @@ class Runtime:
 
     # ---- stage one -----------------------------------------------------------------------------------------
     def stage_one(self, rules: DomainRules) -> None:
-        """Register the raw-topic agent of ``rules``' domain."""
+        """Register the raw-topic agent of ``rules``' domain.
+
+        Records are taken in micro-batches (up to ``BATCH_MAX``, or what arrived within ``BATCH_WAIT_SECONDS``):
+        every output of the batch is sent, the batch waits once for all acknowledgements, and only then are the
+        event ids marked seen (each in its own event's changelog partition). Waiting per record instead costs a
+        produce round trip per output and made the pipeline ten times slower than the same code in a plain loop.
+        """
         domain = rules.name
         source = self.topic(self.catalog.raw_topic(domain).name)
         seen = SeenIds(self._seen_table(domain), self.settings.dedupe_ttl_seconds)
+        m = self.metrics
 
-        async def handle(raw: RawRecord) -> None:
+        async def handle(events: list[Any]) -> None:
             started = time.perf_counter()
             now = self.clock()
-            self.metrics.events_in.labels(domain).inc()
-            self.metrics.last_event_time.labels(domain).set(now.timestamp())
-            try:
-                processed = rules.process(raw, now)
-            except RecordError as err:
-                await self.deadletter(domain, raw, err)
-                return
-            except Exception as exc:  # a bug must not stop the stream: dead-letter and carry on
-                log.exception(
-                    "unexpected error in %s.process at %s[%s]@%s",
-                    domain,
-                    raw.topic,
-                    raw.partition,
-                    raw.offset,
-                )
-                await self.deadletter(domain, raw, internal_error(exc, "validate"))
-                return
-            if seen.seen(processed.event_id, now):
-                self.metrics.dedupe_hits.labels(domain).inc()
-                return
-            try:
-                emits = rules.route(processed, now)
-            except RecordError as err:
-                await self.deadletter(domain, raw, err)
-                return
-            except Exception as exc:
-                log.exception("unexpected error in %s.route", domain)
-                await self.deadletter(domain, raw, internal_error(exc, "enrich"))
-                return
-            await self.emit_all(emits)
-            seen.mark(processed.event_id, now)
-            self.metrics.events_accepted.labels(domain, processed.event_type).inc()
-            self._observe_lag(domain, processed.event_time, raw, now)
-            self.metrics.processing_seconds.labels(domain).observe(time.perf_counter() - started)
+            m.events_in.labels(domain).inc(len(events))
+            m.last_event_time.labels(domain).set(now.timestamp())
+            accepted: list[tuple[Any, RawRecord, Processed]] = []
+            in_batch: set[str] = set()
+            futures: list[Any] = []
+            for event in events:
+                raw = raw_from_message(event.message)
+                try:
+                    processed = rules.process(raw, now)
+                except RecordError as err:
+                    await self.deadletter(domain, raw, err)
+                    continue
+                except Exception as exc:  # a bug must not stop the stream: dead-letter and carry on
+                    log.exception(
+                        "unexpected error in %s.process at %s[%s]@%s",
+                        domain,
+                        raw.topic,
+                        raw.partition,
+                        raw.offset,
+                    )
+                    await self.deadletter(domain, raw, internal_error(exc, "validate"))
+                    continue
+                if processed.event_id in in_batch or seen.seen(processed.event_id, now):
+                    m.dedupe_hits.labels(domain).inc()
+                    continue
+                try:
+                    emits = rules.route(processed, now)
+                except RecordError as err:
+                    await self.deadletter(domain, raw, err)
+                    continue
+                except Exception as exc:
+                    log.exception("unexpected error in %s.route", domain)
+                    await self.deadletter(domain, raw, internal_error(exc, "enrich"))
+                    continue
+                in_batch.add(processed.event_id)
+                futures.extend(await self.send(emits))
+                accepted.append((event, raw, processed))
+            for fut in futures:
+                await fut
+            elapsed = time.perf_counter() - started
+            for event, raw, processed in accepted:
+                with in_event(event):
+                    seen.mark(processed.event_id, now)
+                m.events_accepted.labels(domain, processed.event_type).inc()
+                self._observe_lag(domain, processed.event_time, raw, now)
+                m.processing_seconds.labels(domain).observe(elapsed)
 
         async def agent(stream: Any) -> None:
-            async for event in stream.events():
-                await handle(raw_from_message(event.message))
+            async for events in stream.take_events(BATCH_MAX, within=BATCH_WAIT_SECONDS):
+                await handle(list(events))
 
         self.app.agent(source, name=f"{domain}.stage-one")(agent)
 
@@ -224,40 +268,52 @@ class Runtime:
         self.tables[(domain, rule.name)] = holder
         source = self.topic(rule.source_topic)
 
-        async def handle(raw: RawRecord) -> None:
+        async def handle(events: list[Any]) -> None:
+            """Fold a micro-batch. Emits are acknowledged before any state is stored: a crash in between
+            re-folds the values on redelivery and re-emits (idempotent snapshots and commands), where the
+            other order would lose the emits. Several values of one key fold in order on the batch's copy."""
             now = self.clock()
-            if raw.key is None:
-                await self.deadletter(
-                    domain, raw, EnrichError("table feed record has no key", code="FEED-NO-KEY")
-                )
-                return
-            key = raw.key.decode("utf-8", "replace")
-            try:
-                value = orjson.loads(raw.value) if raw.value else None
-                folded: Folded = rule.fold(holder.get(key), value, now)
-            except RecordError as err:
-                await self.deadletter(domain, raw, err)
-                return
-            except Exception as exc:
-                log.exception(
-                    "unexpected error folding %s.%s key partition %s", domain, rule.name, raw.partition
-                )
-                await self.deadletter(domain, raw, internal_error(exc, "enrich"))
-                return
-            # Emits are acknowledged before the state is stored: a crash in between re-folds the value on
-            # redelivery and re-emits (idempotent snapshots), where the other order would lose the emits.
-            await self.emit_all(folded.emits)
-            if folded.changed:
-                if folded.state is None:
-                    table.pop(raw.key, None)
-                else:
-                    table[raw.key] = encode_json(folded.state)
-            outcome = folded.outcome or ("applied" if folded.changed else "unchanged")
-            self.metrics.table_updates.labels(table_label, outcome).inc()
+            pending: dict[bytes, tuple[Any, Any]] = {}  # key -> (new state or None, last event of the key)
+            futures: list[Any] = []
+            outcomes: list[str] = []
+            for event in events:
+                raw = raw_from_message(event.message)
+                if raw.key is None:
+                    await self.deadletter(
+                        domain, raw, EnrichError("table feed record has no key", code="FEED-NO-KEY")
+                    )
+                    continue
+                try:
+                    value = orjson.loads(raw.value) if raw.value else None
+                    current = pending[raw.key][0] if raw.key in pending else holder.get(raw.key.decode())
+                    folded: Folded = rule.fold(current, value, now)
+                except RecordError as err:
+                    await self.deadletter(domain, raw, err)
+                    continue
+                except Exception as exc:
+                    log.exception(
+                        "unexpected error folding %s.%s partition %s", domain, rule.name, raw.partition
+                    )
+                    await self.deadletter(domain, raw, internal_error(exc, "enrich"))
+                    continue
+                futures.extend(await self.send(folded.emits))
+                if folded.changed:
+                    pending[raw.key] = (folded.state, event)
+                outcomes.append(folded.outcome or ("applied" if folded.changed else "unchanged"))
+            for fut in futures:
+                await fut
+            for key, (state, event) in pending.items():
+                with in_event(event):
+                    if state is None:
+                        table.pop(key, None)
+                    else:
+                        table[key] = encode_json(state)
+            for outcome in outcomes:
+                self.metrics.table_updates.labels(table_label, outcome).inc()
 
         async def agent(stream: Any) -> None:
-            async for event in stream.events():
-                await handle(raw_from_message(event.message))
+            async for events in stream.take_events(BATCH_MAX, within=BATCH_WAIT_SECONDS):
+                await handle(list(events))
 
         self.app.agent(source, name=f"{domain}.{rule.name}")(agent)
 
