@@ -1,6 +1,6 @@
 """One codec per format. JSON here (orjson); Avro in :mod:`app.core.avro`.
 
-Decoding is strict on purpose: invalid UTF-8, NaN/Infinity, nesting deeper than orjson allows and empty bodies
+Decoding is strict on purpose: invalid UTF-8, NaN/Infinity, nesting deeper than :data:`MAX_DEPTH` and empty bodies
 are decode errors with stable codes, never exceptions that escape an agent.
 """
 
@@ -13,6 +13,26 @@ import orjson
 from app.core.errors import DecodeError
 
 JSON_OPTIONS = orjson.OPT_NON_STR_KEYS
+#: orjson parses up to 1024 levels but encodes only 254: a deeper document could be decoded and validated (where
+#: models ignore unknown fields) and then fail to re-encode in its event id or in an output that wraps it, outside
+#: any error code. Real upstream documents nest under 20 levels; the rest of the 254 is room for wrapping.
+MAX_DEPTH = 100
+
+
+def _too_deep(value: bytes, doc: Any) -> bool:
+    # Brackets counted over the bytes (strings included) bound the depth from above, and cost next to nothing.
+    if value.count(b"[") + value.count(b"{") <= MAX_DEPTH:
+        return False
+    stack: list[tuple[Any, int]] = [(doc, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth + 1 > MAX_DEPTH:
+                    return True
+                stack.append((child, depth + 1))
+    return False
 
 
 def decode_json(value: bytes | None, *, max_bytes: int | None = None) -> Any:
@@ -24,7 +44,7 @@ def decode_json(value: bytes | None, *, max_bytes: int | None = None) -> Any:
             f"record is {len(value)} bytes, over the limit of {max_bytes}", code="DECODE-TOO-LARGE"
         )
     try:
-        return orjson.loads(value)
+        doc = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
         try:
             value.decode("utf-8")
@@ -32,6 +52,9 @@ def decode_json(value: bytes | None, *, max_bytes: int | None = None) -> Any:
             raise DecodeError("value is not valid UTF-8", code="DECODE-UTF8") from None
         # orjson's message names the position and the rule, never the document's content.
         raise DecodeError(f"value is not valid JSON: {exc.msg} (pos {exc.pos})", code="DECODE-JSON") from None
+    if _too_deep(value, doc):
+        raise DecodeError(f"JSON nests deeper than {MAX_DEPTH} levels", code="DECODE-TOO-DEEP")
+    return doc
 
 
 def decode_json_object(value: bytes | None, *, max_bytes: int | None = None) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from app.core.clock import iso
+from app.core.errors import EnrichError
 from app.domains.lara.models import (
     CREDITS,
     DURATION_UNITS,
@@ -110,7 +111,12 @@ def credit_target(period: Period) -> float | None:
 def enrich_period(period: Period, now: datetime) -> dict[str, Any]:
     end = None
     if period.startDate is not None and period.duration is not None and period.durationUnit is not None:
-        end = period_end(period.startDate, period.duration, period.durationUnit)
+        try:
+            end = period_end(period.startDate, period.duration, period.durationUnit)
+        except (OverflowError, ValueError):  # a duration past year 9999: no date can say when it ends
+            raise EnrichError(
+                "period end is beyond the last representable date", code="ENRICH-PERIOD-END", path="/duration"
+            ) from None
     current = None
     if period.startDate is not None and end is not None:
         current = period.startDate <= now < end

@@ -48,8 +48,11 @@ def _integral(value: Any) -> Any:
 
 
 Timestamp = Annotated[AwareDatetime, Field(strict=False), BeforeValidator(_rfc3339_text)]
-Integer = Annotated[int, BeforeValidator(_integral)]
-EntityId = Annotated[str, Field(min_length=1)]
+#: JSON numbers as the outputs can carry them: an integral float such as 1e23 would otherwise become an integer
+#: that no JSON encoder downstream accepts (orjson stops at 64 bits), failing after validation instead of in it.
+Integer = Annotated[int, BeforeValidator(_integral), Field(ge=-(2**63), le=2**63 - 1)]
+#: Ids become CRM contact and activity ids, which hold at most 255 characters.
+EntityId = Annotated[str, Field(min_length=1, max_length=255)]
 
 
 class VomeModel(BaseModel):
