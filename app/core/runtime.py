@@ -80,6 +80,12 @@ def encode_value(value: Any) -> bytes | None:
     return encode_json(value)
 
 
+def encoded(emit: Emit) -> Emit:
+    """``emit`` with its value already encoded: done inside the agents' error handling, so a value no encoder
+    writes dead-letters its record instead of stopping the agent (or, exactly-once, aborting its batch forever)."""
+    return Emit(emit.topic, emit.key, encode_value(emit.value), emit.headers)
+
+
 def internal_error(exc: BaseException, stage: str) -> RecordError:
     """An unexpected exception, as a dead-letter error. Only the type is kept: its text may quote the record."""
     err = EnrichError(f"unexpected {type(exc).__name__} in {stage}", code="INTERNAL-ERROR")
@@ -205,7 +211,7 @@ class Runtime:
                     m.dedupe_hits.labels(domain).inc()
                     continue
                 try:
-                    emits = rules.route(processed, now)
+                    emits = [encoded(e) for e in rules.route(processed, now)]
                 except RecordError as err:
                     await self.deadletter(domain, raw, err)
                     continue
@@ -273,7 +279,8 @@ class Runtime:
             re-folds the values on redelivery and re-emits (idempotent snapshots and commands), where the
             other order would lose the emits. Several values of one key fold in order on the batch's copy."""
             now = self.clock()
-            pending: dict[bytes, tuple[Any, Any]] = {}  # key -> (new state or None, last event of the key)
+            # key -> (new state or None, the same encoded, last event of the key)
+            pending: dict[bytes, tuple[Any, bytes | None, Any]] = {}
             futures: list[Any] = []
             outcomes: list[str] = []
             for event in events:
@@ -287,6 +294,8 @@ class Runtime:
                     value = orjson.loads(raw.value) if raw.value else None
                     current = pending[raw.key][0] if raw.key in pending else holder.get(raw.key.decode())
                     folded: Folded = rule.fold(current, value, now)
+                    emits = [encoded(e) for e in folded.emits]
+                    stored = None if folded.state is None else encode_json(folded.state)
                 except RecordError as err:
                     await self.deadletter(domain, raw, err)
                     continue
@@ -296,18 +305,18 @@ class Runtime:
                     )
                     await self.deadletter(domain, raw, internal_error(exc, "enrich"))
                     continue
-                futures.extend(await self.send(folded.emits))
+                futures.extend(await self.send(emits))
                 if folded.changed:
-                    pending[raw.key] = (folded.state, event)
+                    pending[raw.key] = (folded.state, stored, event)
                 outcomes.append(folded.outcome or ("applied" if folded.changed else "unchanged"))
             for fut in futures:
                 await fut
-            for key, (state, event) in pending.items():
+            for key, (_, stored, event) in pending.items():
                 with in_event(event):
-                    if state is None:
+                    if stored is None:
                         table.pop(key, None)
                     else:
-                        table[key] = encode_json(state)
+                        table[key] = stored
             for outcome in outcomes:
                 self.metrics.table_updates.labels(table_label, outcome).inc()
 
