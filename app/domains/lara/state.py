@@ -22,7 +22,10 @@ dead-letter (its input was accepted long ago), so the state keeps the timeline u
 ``{eventId, type, code: LARA-OVERLAP, reason}`` to ``rejected`` (the last :data:`REJECTED_KEPT`).
 Idempotency: every transition is computed as "the timeline after this value"; a value whose result equals
 the stored state (a full set or update delivered again; a change whose range already exists exactly as asked;
-a rejection already recorded under its event id) changes nothing and emits nothing. ``revision`` counts
+a rejection already recorded under its event id) changes nothing and emits nothing. A record whose event id
+is among the last :data:`APPLIED_KEPT` applied changes nothing either: after a crash the feed replays a stretch
+*behind* later records, and a change replayed over the change that closed its range would otherwise read as an
+overlap and be recorded as rejected. ``revision`` counts
 changes of the entries, so the compliance table can ignore an older timeline arriving late.
 
 **Cycle** (key: cycle id). Holds the cycle, its periods (by ``cyclePeriodId``, each replaced whole: the
@@ -70,6 +73,8 @@ COMPLIANCE_TOPIC = "lara.compliance"
 
 REJECTED_KEPT = 20
 PROGRESS_IDS_KEPT = 4
+#: Event ids (16-character tags) of the member records a timeline applied last: far more than a crash can replay.
+APPLIED_KEPT = 32
 
 _ENTRY_FIELDS = ("entryId", "status", "isActiveMember", "activeFrom", "startDate", "endDate")
 _CYCLE_FIELDS = ("name", "names", "adminName", "isActive", "isDeleted")
@@ -169,6 +174,10 @@ def fold_timeline(state: Any, value: Any, now: datetime) -> Folded:
         return Folded(None, [Emit(COMPLIANCE_FEED, state["memberKey"], None)])
     key = value["memberKey"]
     current: dict[str, Any] = state or {"memberKey": key, "revision": 0, "entries": [], "rejected": []}
+    applied: list[str] = current.get("applied", [])
+    tag = value["eventId"][:16]
+    if tag in applied:  # replayed after a crash, behind later records it must not be applied over
+        return Folded(state, (), changed=False)
     result = apply_status_record(current["entries"], value)
     if isinstance(result, str):
         if any(r["eventId"] == value["eventId"] for r in current["rejected"]):
@@ -183,7 +192,12 @@ def fold_timeline(state: Any, value: Any, now: datetime) -> Folded:
         return Folded({**current, "rejected": rejected}, ())
     if state is not None and result == current["entries"]:
         return Folded(state, (), changed=False)
-    new = {**current, "revision": current["revision"] + 1, "entries": result}
+    new = {
+        **current,
+        "revision": current["revision"] + 1,
+        "entries": result,
+        "applied": [tag, *applied][:APPLIED_KEPT],
+    }
     message = {"kind": "timeline", "memberKey": key, "revision": new["revision"], "entries": result}
     return Folded(new, [Emit(COMPLIANCE_FEED, key, message)])
 
