@@ -23,9 +23,7 @@ def deploy(tmp_path: Path) -> Iterator[Callable[..., Deployment]]:
             bootstrap,
             f"rel{uuid.uuid4().hex[:10]}",
             tmp_path / f"d{len(made)}",
-            SWITCHYARD_TOPIC_PARTITIONS="3",
-            SWITCHYARD_CRM_ENABLED="false",
-            **{**FAST_FAILOVER, **env},
+            **{"SWITCHYARD_TOPIC_PARTITIONS": "3", "SWITCHYARD_CRM_ENABLED": "false", **FAST_FAILOVER, **env},
         )
         d.tmp.mkdir(parents=True, exist_ok=True)
         made.append(d)
