@@ -117,6 +117,7 @@ def memory_run(d: Deployment, seconds: float) -> dict[str, Any]:
         "rss_warm_mb": round(warm, 1),
         "rss_end_mb": round(samples[-1][1], 1),
         "rss_peak_mb": round(peak_rss_mb(w.proc.pid) or 0.0, 1),
+        "rss_by_round_mb": [round(rss, 1) for _, rss in samples],
         "crashes": crashed_agents(w) + (w.proc.poll() is not None),
         "lost": 0,
         "duplicated": 0,
