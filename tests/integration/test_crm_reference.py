@@ -215,6 +215,33 @@ async def test_a_fresh_adapter_looks_contacts_and_meetings_up_before_using_them(
     assert state["meetings"] == [] and state["contacts"][0]["id"] == made.crm_id
 
 
+async def test_a_contact_erased_and_created_again_is_looked_up_afresh() -> None:
+    """The reliability suite's CRM-404: a look-up carried an idempotency key made of the contact ids alone, so
+    after an erase and a re-create the CRM replayed the first look-up's answer (the erased contact's id) and a
+    valid activity of the new contact was refused. Erasing a contact the adapter never cached clears its whole
+    cache, which is what sends it back to the look-up."""
+    async with ReferenceCrm() as server:
+        adapter = HubSpotAdapter(server.url, TOKEN)
+        [first] = await adapter.upsert_contacts([command(1, "contact.upsert", "u1", {"firstname": "Ana"})])
+        await adapter.erase_contacts([command(2, "contact.erase", "stranger")])  # the cache is cleared
+        [linked] = await adapter.upsert_activities(
+            [command(3, "activity.upsert", "u1", {"title": "Shift"}, activity_id="b1")]
+        )
+        assert linked.ok
+        await adapter.erase_contacts([command(4, "contact.erase", "u1")])
+        [second] = await adapter.upsert_contacts([command(5, "contact.upsert", "u1", {"firstname": "Ana"})])
+        assert second.crm_id != first.crm_id
+        await adapter.erase_contacts([command(6, "contact.erase", "another-stranger")])
+        [again] = await adapter.upsert_activities(
+            [command(7, "activity.upsert", "u1", {"title": "Late shift"}, activity_id="b2")]
+        )
+        await adapter.aclose()
+        state = server.state()
+    assert again.ok, again.error
+    [meeting] = [m for m in state["meetings"] if m["properties"].get("hs_meeting_title") == "Late shift"]
+    assert meeting["contacts"] == [second.crm_id]
+
+
 # --- the reference CRM as an API ------------------------------------------------------------------------------
 async def test_unknown_properties_are_refused_with_a_hubspot_shaped_body(http: httpx.AsyncClient) -> None:
     resp = await http.post(UPSERT, json={"inputs": [contact_input("u1", shoe_size="44")]})

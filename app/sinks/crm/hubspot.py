@@ -121,9 +121,19 @@ class HubSpotAdapter(CrmAdapter):
 
     # --- HTTP ----------------------------------------------------------------------------------------------------
     async def _post(
-        self, gate: Gate, op: str, path: str, body: dict[str, Any], key: str, cmds: Sequence[CrmCommand]
+        self,
+        gate: Gate,
+        op: str,
+        path: str,
+        body: dict[str, Any],
+        key: str | None,
+        cmds: Sequence[CrmCommand],
     ) -> dict[str, Any]:
-        headers = {**self._auth, IDEMPOTENCY_HEADER: key, "Content-Type": "application/json"}
+        """POST ``body``; ``key`` is the call's idempotency key, None for a look-up: a read is safe to repeat,
+        and an answer replayed under the same key would be the CRM's state at the first asking."""
+        headers = {**self._auth, "Content-Type": "application/json"}
+        if key is not None:
+            headers[IDEMPOTENCY_HEADER] = key
         async with gate(op, path) as record:
             try:
                 resp = await self._client.post(path, content=orjson.dumps(body), headers=headers)
@@ -241,7 +251,7 @@ class HubSpotAdapter(CrmAdapter):
                 "inputs": [{"id": v} for v in values],
                 "properties": [id_property],
             }
-            answer = await self._post(gate, op, path, body, call_key(f"{path}?{id_property}", values), group)
+            answer = await self._post(gate, op, path, body, None, group)
             for r in answer.get("results") or ():
                 value = (r.get("properties") or {}).get(id_property) if isinstance(r, dict) else None
                 if value is not None and "id" in r:
@@ -305,7 +315,9 @@ class HubSpotAdapter(CrmAdapter):
             "activity.upsert",
             ASSOCIATE,
             {"inputs": inputs},
-            call_key(ASSOCIATE, (c.command_id for c in cmds)),
+            # The pair's ids are part of the request: a command replayed after its contact was created again
+            # links another contact, which is another request, not a repeat of the first.
+            call_key(ASSOCIATE, (f"{c.command_id}:{m}:{k}" for c, m, k in pairs)),
             cmds,
         )
         failed = set(self._errors_by(body, "toObjectId", cmds))
@@ -327,7 +339,7 @@ class HubSpotAdapter(CrmAdapter):
                 "inputs": [{"id": a} for a in unknown],
                 "properties": [ACTIVITY_ID_PROPERTY],
             }
-            answer = await self._post(gate, op, path, body, call_key(path, unknown), cmds)
+            answer = await self._post(gate, op, path, body, None, cmds)
             for r in answer.get("results") or ():
                 aid = (r.get("properties") or {}).get(ACTIVITY_ID_PROPERTY) if isinstance(r, dict) else None
                 if aid is not None and "id" in r:
