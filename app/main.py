@@ -19,6 +19,7 @@ from app.core.catalog import Catalog, load_catalog
 from app.core.clock import Clock, utc_now
 from app.core.metrics import Metrics
 from app.core.recovery import SeekFirstTableManager
+from app.core.registry import register_avro_topics
 from app.core.runtime import Runtime
 from app.core.web import register_core_views
 from app.settings import Settings
@@ -102,8 +103,14 @@ def create_app(
     settings: Settings | None = None, *, metrics: Metrics | None = None, clock: Clock = utc_now
 ) -> Runtime:
     settings = settings or Settings()
+    catalog = load_catalog(settings.catalog_file)
     runtime = Runtime(
-        build_faust_app(settings), settings, load_catalog(settings.catalog_file), metrics or Metrics(), clock
+        build_faust_app(settings),
+        settings,
+        catalog,
+        metrics or Metrics(),
+        clock,
+        avro_ids=register_avro_topics(settings, catalog),
     )
     register_core_views(runtime)
     discover(runtime)

@@ -70,6 +70,11 @@ def load_schema(stem: str, directory: Path = AVRO_DIR) -> AvroSchema:
     return _load((directory / f"{stem}.avsc").resolve())
 
 
+def catalog_schema(relative: str) -> AvroSchema:
+    """The schema a catalog entry names (``schema: avro/<file>.avsc``, relative to ``schemas/``)."""
+    return _load((SCHEMAS_DIR / relative).resolve())
+
+
 @cache
 def _load(path: Path) -> AvroSchema:
     return schema_from_json(json.loads(path.read_text()))
@@ -133,6 +138,15 @@ def decode_single_object(
 
 def encode_confluent(schema: AvroSchema, datum: Mapping[str, Any], schema_id: int) -> bytes:
     return CONFLUENT_MAGIC + struct.pack(">I", schema_id) + encode_body(schema, datum)
+
+
+def reframe_confluent(single_object: bytes, schema_id: int) -> bytes:
+    """A single-object encoded record in Confluent wire format: the body stays, only the header changes."""
+    if len(single_object) < _SINGLE_HEADER or not single_object.startswith(SINGLE_OBJECT_MAGIC):
+        raise DecodeError(
+            "value is not Avro single-object encoded (magic C3 01 missing)", code="DECODE-AVRO-MAGIC"
+        )
+    return CONFLUENT_MAGIC + struct.pack(">I", schema_id) + single_object[_SINGLE_HEADER:]
 
 
 def decode_confluent(data: bytes, schemas_by_id: Mapping[int, AvroSchema]) -> tuple[int, Any]:

@@ -29,7 +29,7 @@ from aiokafka.errors import ProducerFenced, TopicAlreadyExistsError
 from app.core.deadletter import deadletter_headers
 from app.core.errors import RecordError
 from app.core.records import DomainRules, Emit, Processed, RawRecord
-from app.core.runtime import Runtime, encode_value, encoded, internal_error, normalize_headers
+from app.core.runtime import Runtime, encode_value, internal_error, normalize_headers
 
 log = logging.getLogger("switchyard.eos")
 
@@ -248,7 +248,7 @@ class TransactionalStage:
             if processed.event_id in seen or processed.event_id in marked:
                 counts[("dedupe",)] = counts.get(("dedupe",), 0) + 1
                 return
-            emits = [encoded(e) for e in self.rules.route(processed, now)]
+            emits = [self.rt.encoded(e) for e in self.rules.route(processed, now)]
         except RecordError as err:
             await self._deadletter(prod, raw, err, counts)
             return

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +22,7 @@ import faust
 import faust.streams as faust_streams
 import orjson
 
+from app.core.avro import reframe_confluent
 from app.core.catalog import Catalog
 from app.core.clock import Clock, utc_now
 from app.core.codecs import encode_json
@@ -108,7 +109,13 @@ class Runtime:
     """Owns one ``faust.App`` and wires domains into it. Built once per worker process."""
 
     def __init__(
-        self, app: faust.App, settings: Settings, catalog: Catalog, metrics: Metrics, clock: Clock = utc_now
+        self,
+        app: faust.App,
+        settings: Settings,
+        catalog: Catalog,
+        metrics: Metrics,
+        clock: Clock = utc_now,
+        avro_ids: Mapping[str, int] | None = None,
     ):
         self.app = app
         self.settings = settings
@@ -119,8 +126,19 @@ class Runtime:
         self._topics: dict[str, Any] = {}
         #: worker-wide helpers registered by domains (e.g. the webhook ingress), created once
         self.services: dict[str, Any] = {}
+        #: catalog topic -> schema registry id of its Avro value (:mod:`app.core.registry`); empty = no registry
+        self.avro_ids: Mapping[str, int] = avro_ids or {}
 
     # ---- topics and producing ------------------------------------------------------------------------------
+    def encoded(self, emit: Emit) -> Emit:
+        """``emit`` ready for the wire (:func:`encoded`), an Avro value in Confluent framing where the schema
+        registry gave its topic an id."""
+        out = encoded(emit)
+        schema_id = self.avro_ids.get(emit.topic)
+        if schema_id is None or not isinstance(out.value, bytes):
+            return out
+        return Emit(out.topic, out.key, reframe_confluent(out.value, schema_id), out.headers)
+
     def topic(self, name: str) -> Any:
         """The Faust topic of catalog entry ``name`` (raw bytes in and out; codecs are ours)."""
         if name not in self._topics:
@@ -211,7 +229,7 @@ class Runtime:
                     m.dedupe_hits.labels(domain).inc()
                     continue
                 try:
-                    emits = [encoded(e) for e in rules.route(processed, now)]
+                    emits = [self.encoded(e) for e in rules.route(processed, now)]
                 except RecordError as err:
                     await self.deadletter(domain, raw, err)
                     continue
@@ -294,7 +312,7 @@ class Runtime:
                     value = orjson.loads(raw.value) if raw.value else None
                     current = pending[raw.key][0] if raw.key in pending else holder.get(raw.key.decode())
                     folded: Folded = rule.fold(current, value, now)
-                    emits = [encoded(e) for e in folded.emits]
+                    emits = [self.encoded(e) for e in folded.emits]
                     stored = None if folded.state is None else encode_json(folded.state)
                 except RecordError as err:
                     await self.deadletter(domain, raw, err)

@@ -22,11 +22,12 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from app.core import deadletter as dl
-from app.core.avro import decode_single_object
+from app.core.avro import decode_confluent, decode_single_object, schema_from_json
 from app.core.kafka import partition_count
 from app.core.paths import SAMPLES_DIR
 from app.domains.pismo.generate import Generated, generate, reference_phase_counts
 from app.domains.pismo.views import PHASE_PATH, PHASES_PATH
+from tests.registry import TestRegistry
 from tests.worker import Deployment, Worker, produce, read_all, wait_until
 
 pytestmark = pytest.mark.integration
@@ -228,6 +229,25 @@ def test_generated_traffic_gives_one_audit_record_per_distinct_valid_event(deplo
     assert w.metric("switchyard_end_to_end_lag_seconds_count", domain="pismo") == len(expected.firsts)
     assert w.metric("switchyard_transactions_total", domain="pismo", outcome="commit") >= 1
     assert w.metric("switchyard_transactions_total", domain="pismo", outcome="abort") == 0
+
+
+def test_with_a_schema_registry_the_audit_is_in_confluent_wire_format(deployment: Deployment) -> None:
+    """A reader that knows only the registry finds the writer schema by the id in each record's header."""
+    records = [g for g in generate(random.Random(7), 60, invalid_ratio=0.0, duplicate_ratio=0.0)]
+    expected = Expected.of(records)
+    with TestRegistry() as registry:
+        w = deployment.worker(SWITCHYARD_SCHEMA_REGISTRY_URL=registry.url).start()
+        publish(deployment, records)
+        wait_until(lambda: stage_done(deployment), timeout=90, interval=1, what="stage one to commit")
+        audits = read_all(deployment.settings, "audit.migration", "read_committed")
+        schemas = {i: schema_from_json(json.loads(text)) for text, i in registry.ids.items()}
+        subjects = dict(registry.subjects)
+    assert subjects == {f"{deployment.topic('audit.migration')}-value": [1]}
+    assert len(audits) == len(expected.firsts)
+    decoded = [decode_confluent(rec.value, schemas) for rec in audits]
+    assert {schema_id for schema_id, _ in decoded} == {1}
+    assert {datum["original_sha256"] for _, datum in decoded} == set(expected.firsts)
+    assert w.proc is not None and w.proc.poll() is None
 
 
 # ---- 2. crashes ------------------------------------------------------------------------------------------------

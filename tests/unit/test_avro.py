@@ -21,6 +21,7 @@ from app.core.avro import (
     encode_single_object,
     known_schemas,
     load_schema,
+    reframe_confluent,
     schema_from_json,
 )
 from app.core.errors import DecodeError, EnrichError
@@ -117,6 +118,14 @@ def test_confluent_framing_is_zero_then_big_endian_schema_id_then_body() -> None
     schema_id, decoded = decode_confluent(encoded, {258: AUDIT})
     assert schema_id == 258
     assert normalised(decoded) == datum
+
+
+def test_reframing_a_single_object_gives_the_confluent_encoding_of_the_same_datum() -> None:
+    datum = audit_datum()
+    assert reframe_confluent(encode_single_object(AUDIT, datum), 258) == encode_confluent(AUDIT, datum, 258)
+    with pytest.raises(DecodeError) as caught:
+        reframe_confluent(encode_confluent(AUDIT, datum, 258), 7)
+    assert caught.value.code == "DECODE-AVRO-MAGIC"
 
 
 @pytest.mark.parametrize(
