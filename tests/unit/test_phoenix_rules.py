@@ -176,9 +176,15 @@ def test_other_event_names_pass_untouched_to_unhandled() -> None:
     value = b'{"id":42,  "eventName":"TalentBlockUnlockedEvent","eventData":{"anything":[1,2]}}'
     headers = (("trace", b"\x00\x01"),)
     p = run(value, key=b"\xfe-raw-key", headers=headers)
-    assert (p.event_id, p.event_type) == ("42", "TalentBlockUnlockedEvent")
+    assert (p.event_id, p.event_type) == ("42", "unhandled")
+    assert p.enriched["eventName"] == "TalentBlockUnlockedEvent"
     assert route(p, NOW) == [Emit(UNHANDLED_TOPIC, b"\xfe-raw-key", value, headers)]
     assert json.loads(value) == doc
+
+
+def test_upstream_event_names_never_become_metric_label_values() -> None:
+    names = [f"Event{i}" for i in range(50)]
+    assert {run({"id": i, "eventName": name}).event_type for i, name in enumerate(names)} == {"unhandled"}
 
 
 def test_unhandled_event_without_usable_id_dedupes_on_content() -> None:

@@ -38,6 +38,9 @@ RAW_TOPIC = "phoenix.raw"
 ENRICHED_TOPIC = "phoenix.sessions.enriched"
 BY_COACH_TOPIC = "phoenix.sessions.by-coach"
 UNHANDLED_TOPIC = "phoenix.unhandled"
+#: The event type of every event Switchyard does not handle. Its name stays in the record and in ``enriched``;
+#: the type labels the accepted-events metric, and upstream's names must not decide how many series it has.
+UNHANDLED_TYPE = "unhandled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +82,7 @@ def _unhandled(raw: RawRecord, doc: dict[str, Any], head: BusHeader) -> Processe
     assert raw.value is not None  # decode_json_object rejected empty values
     return Processed(
         event_id=event_id,
-        event_type=head.eventName,
+        event_type=UNHANDLED_TYPE,
         payload=UnhandledEvent(head.eventName, raw.value, raw.key, raw.headers),
         enriched={"eventName": head.eventName, "id": bus_id, "handled": False},
         key=raw.key.decode("utf-8", "replace") if raw.key is not None else None,
