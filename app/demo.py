@@ -24,7 +24,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.core.catalog import Catalog, load_catalog
 from app.core.kafka import producer
-from app.core.paths import STATE_DIR
 from app.core.records import DomainRules, Sample
 from app.settings import Settings
 
@@ -128,7 +127,8 @@ def run_demo(*, once: bool, timeout: float) -> int:
     base = Settings()
     catalog = load_catalog(base.catalog_file)
     domains = [d for d in catalog.domains if _has_agents(catalog, d)]
-    root = STATE_DIR / "demo"
+    # Beside the data dir (default .switchyard/demo): SWITCHYARD_DATA_DIR moves the demo's broker, CRM and logs too.
+    root = base.data_dir.parent / "demo"
     say("Switchyard demo")
     with ExitStack() as stack:
         bootstrap = base.broker or stack.enter_context(embedded_broker(root / "broker"))
