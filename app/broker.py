@@ -149,8 +149,15 @@ def port_is_free(port: int) -> bool:
 
 
 def new_cluster_id() -> str:
-    """A Kafka Uuid as ``kafka-storage random-uuid`` prints it: url-safe base64 of 16 bytes, unpadded."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    """A Kafka Uuid as ``kafka-storage random-uuid`` prints it: url-safe base64 of 16 bytes, unpadded.
+
+    Like Kafka's own ``Uuid.randomUuid``, never one that starts with ``-``: the storage tool's argument parser
+    reads ``-t -0gl...`` as a missing id and an unknown option (one id in 64 did, and failed the format).
+    """
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not text.startswith("-"):
+            return text
 
 
 def _tail(path: Path, lines: int = 40) -> str:
