@@ -24,6 +24,7 @@ import pytest
 from app.core import deadletter as dl
 from app.core.codecs import encode_json
 from app.core.kafka import producer, read_to_end
+from app.core.paths import SAMPLES_DIR
 from app.domains.appointments.generate import (
     invalid_documents,
     life_cycles,
@@ -262,3 +263,32 @@ def test_webhook_needs_the_signature_when_a_secret_is_set(deployment: Deployment
     assert (state["event_id"], state["status"]) == (doc["id"], doc["data"]["appointment"]["status"])
     assert w.metric("switchyard_webhook_requests_total", source="appointments", status="401") == 3
     assert w.metric("switchyard_webhook_requests_total", source="appointments", status="202") == 1
+
+
+# ---- the command line --------------------------------------------------------------------------------------------
+def test_check_enriches_a_sample_and_names_the_broken_field(tmp_path: Path) -> None:
+    offline = Deployment("127.0.0.1:9", "aptcheck", tmp_path)  # check never dials the broker
+    sample = SAMPLES_DIR / "appointments" / "reschedule-by-customer.json"
+    done = offline.cli("check", "appointments", str(sample), check=False)
+    assert done.returncode == 0, done.stderr
+    enriched = json.loads(done.stdout)
+    doc = json.loads(sample.read_bytes())
+    assert enriched["appointment_id"] == appointment_id(doc)
+    assert enriched["transition"] == "ACCEPTED->ACCEPTED"
+    assert enriched["reschedule_shift_seconds"] == 73800  # 2024-05-11 09:30 - 2024-05-10 13:00
+    doc["data"]["appointment"]["location"]["countryCode"] = "NLD"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc))
+    refused = offline.cli("check", "appointments", str(bad), check=False)
+    assert refused.returncode == 1
+    error = json.loads(refused.stdout)
+    assert (error["stage"], error["path"]) == ("validate", "/data/appointment/location/countryCode")
+
+
+def test_produce_publishes_a_sample_keyed_by_its_appointment(deployment: Deployment) -> None:
+    sample = SAMPLES_DIR / "appointments" / "accept-seed-example.json"
+    deployment.cli("topics", "create")
+    deployment.cli("produce", "appointments", str(sample))
+    [record] = read_all(deployment.settings, "appointments.raw")
+    assert record.value == sample.read_bytes()
+    assert record.key == appointment_id(json.loads(sample.read_bytes())).encode()
