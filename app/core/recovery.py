@@ -10,8 +10,10 @@ commit leaves them unprocessed for good. The SIGKILL reliability scenario caught
 handler of any worker ever saw, and tables that disagreed with the reference.
 
 :class:`SeekFirstRecovery` keeps Faust's steps and their order but holds the resume of stream partitions back
-until the seek has finished. While the partitions are paused nothing is fetched from them, so the first record
-an agent sees after a rebalance is the one at the committed offset, and read offsets never move backwards.
+until the seek has finished, and gives the partitions that have no committed offset yet an explicit seek to
+their first offset (Faust leaves them wherever the consumer happened to be). While the partitions are paused
+nothing is fetched from them, so the first record an agent sees after a rebalance is the one at the committed
+offset (or the partition's first), and read offsets never move backwards.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ def resume_after_seek(consumer: Any) -> Iterator[set[Any]]:
 
     async def seek_then_resume() -> None:
         await seek()
+        await seek_uncommitted_to_start(consumer, held)
         resume(set(held))
         held.clear()
 
@@ -52,6 +55,22 @@ def resume_after_seek(consumer: Any) -> Iterator[set[Any]]:
         # The instance attributes shadowed the class's methods; removing them brings those back.
         del consumer.resume_partitions
         del consumer.perform_seek
+
+
+async def seek_uncommitted_to_start(consumer: Any, tps: Iterable[Any]) -> None:
+    """Seek the partitions of ``tps`` that have no committed offset to their first offset.
+
+    Faust's seek moves only partitions with a committed offset; one without keeps whatever position the
+    consumer reached while the partition was paused or its fetched records were discarded in a rebalance, and
+    the records before that position were then never processed, and committed past later (a fresh worker
+    started a feed partition at its end). ``auto_offset_reset=earliest`` is the intent: say it explicitly.
+    """
+    committed = consumer._committed_offset  # Faust's own record, filled by the seek that just ran
+    fresh = [tp for tp in tps if committed.get(tp) is None]
+    if not fresh:
+        return
+    for tp, offset in (await consumer.earliest_offsets(*fresh)).items():
+        await consumer.seek(tp, offset)
 
 
 class SeekFirstRecovery(Recovery):

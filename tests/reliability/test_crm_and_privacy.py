@@ -172,11 +172,9 @@ def faulted_run(d: Deployment, crm: Crm, tmp: Path) -> Run:
     return Run(d, w, crm, tmp, sent, secrets, users, converged, crashes)
 
 
-# A finding of this scenario, not fixed here (the sink is not the reliability suite's to change): with a Vome
-# erasure followed by a re-creating contact.upsert and an activity of that contact, all under CRM faults, the
-# sink dead-lettered the activity with CRM-404 CONTACT_NOT_FOUND although the contact.upsert before it (same
-# partition, lower offset) had been applied; applying the commands one at a time in order accepts it.
-@pytest.mark.xfail(reason="CRM sink: activity after erase + re-create dead-lettered CRM-404 (see comment)")
+# This scenario found a sink defect, since fixed: after a Vome erasure and a re-creating contact.upsert, the
+# contact look-up replayed the CRM's first answer (its idempotency key named the contact ids only) and an activity
+# of the new contact was dead-lettered CRM-404. tests/integration/test_crm_reference.py holds the exact sequence.
 def test_crm_faults_end_in_the_state_the_commands_say(run: Run) -> None:
     assert run.crashes == 0
     assert run.converged, "the CRM's state differs from the commands applied in order"

@@ -22,6 +22,8 @@ class FakeConsumer:
     def __init__(self) -> None:
         self.calls: list[tuple[str, frozenset[str]]] = []
         self.resumed: set[str] = set()
+        #: what Faust's seek leaves behind: raw-0 has a committed offset, raw-1 has none yet
+        self._committed_offset: dict[str, int | None] = {"raw-0": 5}
 
     def resume_partitions(self, tps: set[str]) -> None:
         self.calls.append(("resume", frozenset(tps)))
@@ -30,6 +32,12 @@ class FakeConsumer:
     async def perform_seek(self) -> None:
         await asyncio.sleep(0)  # the real seek waits for the coordinator: a fetch could run meanwhile
         self.calls.append(("seek", frozenset(self.resumed)))
+
+    async def earliest_offsets(self, *tps: str) -> dict[str, int]:
+        return dict.fromkeys(tps, 3)  # retention removed offsets 0-2
+
+    async def seek(self, tp: str, offset: int) -> None:
+        self.calls.append((f"seek {tp} to {offset}", frozenset(self.resumed)))
 
 
 async def faust_order(consumer: FakeConsumer) -> None:
@@ -42,8 +50,13 @@ async def test_partitions_resume_only_after_the_seek() -> None:
     consumer = FakeConsumer()
     with resume_after_seek(consumer):
         await faust_order(consumer)
-    # At the seek nothing was resumed yet; the resume came after it, with every partition asked for.
-    assert consumer.calls == [("seek", frozenset()), ("resume", {"raw-0", "raw-1"})]
+    # At the seek nothing was resumed yet; the partition without a committed offset was sought to its first
+    # offset; the resume came last, with every partition asked for.
+    assert consumer.calls == [
+        ("seek", frozenset()),
+        ("seek raw-1 to 3", frozenset()),
+        ("resume", {"raw-0", "raw-1"}),
+    ]
     assert consumer.resumed == {"raw-0", "raw-1"}
 
 
