@@ -341,3 +341,11 @@ def test_check_prints_the_error_and_exits_1_without_quoting_the_value(
     truncated = offline.cli("check", "pismo", "-", input=b'{"status": "SUC', check=False)
     assert truncated.returncode == 1
     assert json.loads(truncated.stdout)["code"] == "DECODE-JSON"
+
+
+def test_produce_publishes_a_sample_untouched_keyed_by_its_migration(deployment: Deployment) -> None:
+    sample = SAMPLES_DIR / "pismo" / "success-update.json"
+    deployment.cli("produce", "pismo", str(sample))
+    [record] = read_all(deployment.settings, "pismo.raw")
+    assert record.value == sample.read_bytes()
+    assert record.key == json.loads(sample.read_bytes())["migration"]["id"].encode()
