@@ -18,7 +18,6 @@ import faust
 from app.core.catalog import Catalog, load_catalog
 from app.core.clock import Clock, utc_now
 from app.core.metrics import Metrics
-from app.core.recovery import SeekFirstTableManager
 from app.core.registry import register_avro_topics
 from app.core.runtime import Runtime
 from app.core.web import register_core_views
@@ -74,7 +73,6 @@ def build_faust_app(settings: Settings) -> faust.App:
         broker_heartbeat_interval=settings.heartbeat_interval_seconds,
         table_standby_replicas=settings.standby_replicas,
         table_cleanup_interval=30.0,
-        TableManager=SeekFirstTableManager,
     )
 
 

@@ -4,8 +4,7 @@ Stage one (per domain): raw topic -> ``rules.process`` -> dedupe -> ``rules.rout
 :class:`~app.core.records.TableRule`): feed topic -> ``fold`` -> changelog-backed table -> produce snapshots.
 Any :class:`RecordError` (and any unexpected exception, as ``INTERNAL-ERROR``) sends the original record to the
 domain's dead-letter topic and the agent goes on with the next record. Agents here are thin: every decision is
-in the domain's pure functions, so this file is the only place that knows Faust (besides ``recovery.py``, which
-mends Faust's own recovery).
+in the domain's pure functions, so this file is the only place that knows Faust.
 """
 
 from __future__ import annotations

@@ -95,8 +95,8 @@ def launch(w: Worker) -> None:
         "known defect, remove this marker once fixed: in about two runs of five a partition that moves to the "
         "joining worker when another leaves stops being consumed: its committed offset stays put and the "
         "records behind it get neither an output nor a dead letter within the wait (nothing is committed past "
-        "them, so they are late, not lost). Records skipped outright were the other half of this test's "
-        "failures: faust-streaming resumed stream partitions before seeking them, fixed in app/core/recovery.py"
+        "them, so they are late, not lost). Records can also be skipped outright: faust-streaming resumes "
+        "stream partitions before seeking them (docs/DESIGN-NOTES.md, note 7)"
     ),
 )
 def test_workers_join_and_leave_mid_stream_and_every_event_counts_once(deployment: Deployment) -> None:
