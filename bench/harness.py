@@ -258,19 +258,20 @@ class Bench:
 
 def crm_backlog(commands: int, contacts: int, limit: int = 20, window: float = 1.0) -> dict[str, Any]:
     """The CRM figures through ``app.sinks.crm.benchmark.run_backlog`` (the sink, HubSpot adapter and reference
-    CRM). The backlog needs several windows of budget, so ``budget_used`` is the share of the budget available
-    while it existed that was spent: calls / (limit x windows elapsed)."""
+    CRM). The backlog needs several windows of budget; ``budget_used`` is the share of it spent in the whole
+    windows the backlog lasted (see ``CallCounter.budget_used``)."""
     try:
         from app.sinks.crm.benchmark import run_backlog
     except ImportError as exc:
         return {"contacts_per_call": None, "budget_used": None, "reason": f"no CRM benchmark: {exc}"}
     say(f"crm: {commands:,} commands over {contacts:,} contacts, budget {limit} calls / {window:g} s")
     raw = run_backlog(n_commands=commands, n_contacts=contacts, limit=limit, window=window)
-    windows = max(raw["seconds"] / window, 1.0)
     return {
         "contacts_per_call": round(raw["contacts_per_call"], 2),
+        "distinct_contacts_per_call": round(raw["distinct_contacts_per_call"], 2),
         "commands_per_call": round(raw["commands_per_call"], 2),
-        "budget_used": round(raw["calls"] / (limit * windows), 3),
+        "calls_by_op": raw["calls_by_op"],
+        "budget_used": None if raw["budget_used"] is None else round(raw["budget_used"], 3),
         "calls": raw["calls"],
         "seconds": round(raw["seconds"], 2),
         "limit": limit,

@@ -74,7 +74,10 @@ async def test_a_backlog_is_synced_exactly_within_the_limit_and_near_the_minimum
     # 50 calls carry 5,000 commands at 100 per call; the rest is what the API cannot batch: the archive after
     # its upsert, the meeting -> contact associations, and one call per GDPR erasure.
     assert result["calls"] <= math.ceil(5000 / 100) + 15
-    assert result["contacts_per_call"] > 5
+    # The contact calls carry most of what they could: 500 contacts, each upserted ~6 times, coalesce into
+    # nearly full batches between the order's barriers (38 per contact call measured; archives and erasures,
+    # two calls and one call each, pull it down).
+    assert result["contacts_per_call"] >= 30
 
 
 async def test_a_tight_budget_makes_the_sink_wait_never_overrun() -> None:

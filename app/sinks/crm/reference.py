@@ -57,6 +57,13 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 MEETING_TO_CONTACT = 200
 FAULT_MODES = frozenset({"5xx", "timeout", "outage", "slow", "429"})
 
+
+def _json_path(name: str) -> str:
+    """The JSON path of a contact property, spelled the same in the indexes and the look-ups (SQLite only uses
+    an expression index for the very same expression, so the path is a literal, never a bound parameter)."""
+    return f'$."{name}"'
+
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS contacts (
     id INTEGER PRIMARY KEY AUTOINCREMENT, properties TEXT NOT NULL, archived INTEGER NOT NULL DEFAULT 0,
@@ -70,7 +77,12 @@ CREATE TABLE IF NOT EXISTS associations (
 CREATE TABLE IF NOT EXISTS erasures (id INTEGER PRIMARY KEY AUTOINCREMENT, object_id INTEGER, erased_at TEXT);
 CREATE TABLE IF NOT EXISTS idempotency (
     key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, status INTEGER NOT NULL, body BLOB NOT NULL);
-"""
+""" + "".join(
+    # HubSpot finds a contact by a unique property in constant time; without these indexes every look-up
+    # scanned the table and the reference server, not the sink, set the benchmark's pace (O(n^2) per backlog).
+    f"CREATE INDEX IF NOT EXISTS contacts_by_{name} ON contacts (json_extract(properties, '{_json_path(name)}'));\n"
+    for name in sorted(UNIQUE_CONTACT_PROPERTIES)
+)
 
 
 class ApiError(Exception):
@@ -185,11 +197,14 @@ class CrmStore:
                 "SELECT id, properties, archived FROM contacts WHERE id = ?",
                 (int(value) if value.isdigit() else -1,),
             ).fetchone()
-        else:
+        elif id_property in UNIQUE_CONTACT_PROPERTIES:
             row = self.db.execute(
-                "SELECT id, properties, archived FROM contacts WHERE json_extract(properties, ?) = ?",
-                (f'$."{id_property}"', value),
+                "SELECT id, properties, archived FROM contacts"
+                f" WHERE json_extract(properties, '{_json_path(id_property)}') = ?",
+                (value,),
             ).fetchone()
+        else:
+            raise ApiError(400, "VALIDATION_ERROR", f"{id_property} is not a unique property of contacts")
         return (int(row[0]), orjson.loads(row[1]), bool(row[2])) if row else None
 
     def _meeting_by(self, id_property: str, value: str) -> tuple[int, dict[str, str]] | None:
