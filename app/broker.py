@@ -30,6 +30,7 @@ import threading
 import time
 import uuid
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -160,6 +161,23 @@ def new_cluster_id() -> str:
             return text
 
 
+@dataclass(frozen=True)
+class BrokerTls:
+    """What the embedded broker needs for its TLS listeners: its own certificate and key, and the CA it trusts.
+
+    Plain PEM files, since Kafka 4 reads PEM key and trust stores directly: no keytool, no JKS passwords.
+    ``keyfile`` must be an unencrypted PKCS#8 key (``-----BEGIN PRIVATE KEY-----``, what ``openssl req -noenc``
+    writes), because a PEM key store takes a key password only for encrypted keys. ``cafile`` verifies client
+    certificates; ``client_auth`` makes the SSL listener demand one (mutual TLS), the way a production cluster
+    that authenticates clients by certificate does.
+    """
+
+    certfile: Path
+    keyfile: Path
+    cafile: Path
+    client_auth: bool = True
+
+
 def _tail(path: Path, lines: int = 40) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -179,6 +197,11 @@ class EmbeddedBroker:
     SCRAM-SHA-256 and SCRAM-SHA-512 for those users. KRaft keeps SCRAM credentials in the cluster metadata, so
     they are written when the storage is formatted: a data dir formatted earlier keeps its first users.
 
+    ``tls`` adds an SSL listener (:attr:`ssl_bootstrap`), and with ``scram_users`` as well a SASL_SSL listener
+    (:attr:`sasl_ssl_bootstrap`, SCRAM over TLS, no client certificate needed) so clients' TLS settings can be
+    tested against a real broker. The PLAINTEXT listener stays: the broker talks to itself and to the
+    readiness probe over it, so a TLS mistake shows up as a refused client, not as a broker that never starts.
+
     When started from the main thread the JVM gets SIGKILL if this process dies without cleaning up (a killed
     test run must not leave brokers behind). That signal follows the starting *thread*, which is why other
     threads do not get it and rely on :func:`atexit` only.
@@ -192,6 +215,7 @@ class EmbeddedBroker:
         log_file: Path | None = None,
         partitions: int = 6,
         scram_users: dict[str, str] | None = None,
+        tls: BrokerTls | None = None,
     ) -> None:
         self.version = kafka_version(version)
         self._min_heap = min_heap(heap)
@@ -203,10 +227,13 @@ class EmbeddedBroker:
         self.heap = heap
         self.partitions = partitions
         self.scram_users = dict(scram_users or {})
+        self.tls = tls
         self._proc: subprocess.Popen[bytes] | None = None
         self._port: int | None = None
         self._controller_port: int | None = None
         self._sasl_port: int | None = None
+        self._ssl_port: int | None = None
+        self._sasl_ssl_port: int | None = None
         self._atexit_registered = False
 
     # --- addresses -----------------------------------------------------------------------------------------
@@ -222,8 +249,19 @@ class EmbeddedBroker:
         return None if self._sasl_port is None else f"127.0.0.1:{self._sasl_port}"
 
     @property
+    def ssl_bootstrap(self) -> str | None:
+        """The SSL listener (mutual TLS when ``tls.client_auth``), when ``tls`` was given."""
+        return None if self._ssl_port is None else f"127.0.0.1:{self._ssl_port}"
+
+    @property
+    def sasl_ssl_bootstrap(self) -> str | None:
+        """The SASL_SSL (SCRAM over TLS) listener, when both ``tls`` and ``scram_users`` were given."""
+        return None if self._sasl_ssl_port is None else f"127.0.0.1:{self._sasl_ssl_port}"
+
+    @property
     def ports(self) -> tuple[int, ...]:
-        return tuple(p for p in (self._port, self._controller_port, self._sasl_port) if p is not None)
+        every = (self._port, self._controller_port, self._sasl_port, self._ssl_port, self._sasl_ssl_port)
+        return tuple(p for p in every if p is not None)
 
     @property
     def pid(self) -> int | None:
@@ -242,9 +280,12 @@ class EmbeddedBroker:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         if self._port is None:
-            ports = free_ports(3 if self.scram_users else 2)
-            self._port, self._controller_port = ports[0], ports[1]
-            self._sasl_port = ports[2] if self.scram_users else None
+            scram, tls = bool(self.scram_users), self.tls is not None
+            ports = iter(free_ports(2 + scram + tls + (scram and tls)))
+            self._port, self._controller_port = next(ports), next(ports)
+            self._sasl_port = next(ports) if scram else None
+            self._ssl_port = next(ports) if tls else None
+            self._sasl_ssl_port = next(ports) if scram and tls else None
         props = self._write_config()
         self._format(libs, props)
         if not self._atexit_registered:
@@ -373,14 +414,25 @@ class EmbeddedBroker:
         listeners = [f"PLAINTEXT://127.0.0.1:{self._port}"]
         protocols = ["PLAINTEXT:PLAINTEXT", "CONTROLLER:PLAINTEXT"]
         extra: dict[str, str] = {}
-        if self._sasl_port is not None:
-            listeners.append(f"SASL_PLAINTEXT://127.0.0.1:{self._sasl_port}")
-            protocols.append("SASL_PLAINTEXT:SASL_PLAINTEXT")
+        if self.scram_users:
             extra["sasl.enabled.mechanisms"] = ",".join(SCRAM_MECHANISMS)
-            for mechanism in SCRAM_MECHANISMS:
-                extra[f"listener.name.sasl_plaintext.{mechanism.lower()}.sasl.jaas.config"] = (
-                    "org.apache.kafka.common.security.scram.ScramLoginModule required;"
-                )
+        for protocol, port in (
+            ("SASL_PLAINTEXT", self._sasl_port),
+            ("SSL", self._ssl_port),
+            ("SASL_SSL", self._sasl_ssl_port),
+        ):
+            if port is None:
+                continue
+            listeners.append(f"{protocol}://127.0.0.1:{port}")
+            protocols.append(f"{protocol}:{protocol}")
+            prefix = f"listener.name.{protocol.lower()}."
+            if protocol.startswith("SASL"):
+                for mechanism in SCRAM_MECHANISMS:
+                    extra[f"{prefix}{mechanism.lower()}.sasl.jaas.config"] = (
+                        "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+                    )
+            if protocol.endswith("SSL"):
+                extra.update({prefix + k: v for k, v in self._tls_config(protocol).items()})
         config = {
             "process.roles": "broker,controller",
             "node.id": "1",
@@ -418,6 +470,26 @@ class EmbeddedBroker:
         path = self.data_dir / "server.properties"
         path.write_text("".join(f"{k}={v}\n" for k, v in config.items()))
         return path
+
+    def _tls_config(self, protocol: str) -> dict[str, str]:
+        """Listener-scoped TLS settings: PEM stores, and client certificates required on the SSL listener only
+        (on SASL_SSL, SCRAM authenticates the client)."""
+        assert self.tls is not None
+        # A PEM key store is one file with the key followed by the certificate chain; it is rewritten at every
+        # start so a renewed certificate is picked up by restart(), and readable by this user only.
+        keystore = self.data_dir / "tls-keystore.pem"
+        keystore.touch(mode=0o600)
+        keystore.chmod(0o600)
+        keystore.write_text(self.tls.keyfile.read_text().rstrip("\n") + "\n" + self.tls.certfile.read_text())
+        config = {
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": str(keystore),
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(self.tls.cafile),
+        }
+        if protocol == "SSL" and self.tls.client_auth:
+            config["ssl.client.auth"] = "required"
+        return config
 
     def _write_log_config(self) -> Path:
         path = self.data_dir / "log4j2.properties"
