@@ -15,6 +15,7 @@ from typing import Any, cast
 
 import faust
 
+from app.core import tablestore
 from app.core.catalog import Catalog, load_catalog
 from app.core.clock import Clock, utc_now
 from app.core.metrics import Metrics
@@ -48,11 +49,11 @@ def build_faust_app(settings: Settings) -> faust.App:
     datadir = settings.data_dir / settings.app_id / worker_id(settings)
     datadir.mkdir(parents=True, exist_ok=True)
     brokers = [f"kafka://{b.strip()}" for b in settings.broker.split(",") if b.strip()]
-    return faust.App(
+    app = faust.App(
         settings.app_id,
         broker=brokers,
         broker_credentials=faust_credentials(settings),
-        store=settings.store,
+        store=tablestore.store_url(settings.store, settings.table_memory_mb),
         datadir=str(datadir),
         autodiscover=False,
         topic_partitions=settings.topic_partitions,
@@ -74,6 +75,9 @@ def build_faust_app(settings: Settings) -> faust.App:
         table_standby_replicas=settings.standby_replicas,
         table_cleanup_interval=30.0,
     )
+    if settings.table_memory_mb > 0:
+        tablestore.install(app, settings.table_memory_mb)
+    return app
 
 
 def discover(runtime: Runtime, domains: Catalog | None = None) -> list[str]:

@@ -39,6 +39,12 @@ class Settings(BaseSettings):
 
     # --- worker ------------------------------------------------------------------------------------------------
     store: str = Field("rocksdb://", description="table store URL: rocksdb:// (production) or memory://")
+    table_memory_mb: int = Field(
+        128,
+        ge=0,
+        description="RocksDB memory shared by every table partition of this worker (block cache, memtables"
+        " charged to it); 0 = Faust's defaults (a 2 GB cache and 3 x 64 MB memtables per partition)",
+    )
     data_dir: Path = STATE_DIR / "data"
     web_host: str = "127.0.0.1"
     web_port: int = 6066

@@ -80,6 +80,22 @@ class Metrics:
             "switchyard_worker_ready", "1 when partitions are assigned and tables recovered", registry=r
         )
         self.table_keys = Gauge("switchyard_table_keys", "Keys held locally per table", ["table"], registry=r)
+        self.table_recovery_seconds = Histogram(
+            "switchyard_table_recovery_seconds",
+            "From partitions assigned to tables recovered from their changelogs (the fail-over gap)",
+            buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800),
+            registry=r,
+        )
+        self.table_recovering = Gauge(
+            "switchyard_table_recovering",
+            "1 while tables are being rebuilt from their changelogs",
+            registry=r,
+        )
+        self.table_memory_bytes = Gauge(
+            "switchyard_table_memory_bytes",
+            "RocksDB memory of every table partition (shared block cache, memtables charged to it)",
+            registry=r,
+        )
         self.table_updates = Counter(
             "switchyard_table_updates_total",
             "Values folded into a table, by outcome (applied, unchanged, or one the fold names, e.g. stale)",

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from app.core.runtime import Runtime
+from app.core.tablestore import TableMemory, memory_of
 from app.core.web import is_ready
 
 log = logging.getLogger("switchyard.monitor")
@@ -17,15 +19,33 @@ def install_monitor(runtime: Runtime) -> None:
     app = runtime.app
     m = runtime.metrics
 
+    assigned_at: list[float] = []  # monotonic time of the assignment whose recovery is running
+
     async def on_assigned(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         m.rebalances.inc()
+        assigned_at[:] = [time.monotonic()]
+        m.table_recovering.set(1)
         log.info("partitions assigned: %d", len(args[0]) if args else -1)
 
-    signal_: Any = app.on_partitions_assigned  # faust types the handler too narrowly for coroutines
-    signal_.connect(on_assigned)
+    async def on_recovered(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        """Faust sends this when the tables of the latest assignment are rebuilt (not for a superseded one)."""
+        m.table_recovering.set(0)
+        if assigned_at:
+            seconds = time.monotonic() - assigned_at.pop()
+            m.table_recovery_seconds.observe(seconds)
+            log.info("tables recovered %.1f s after the assignment", seconds)
+
+    # faust types the handlers too narrowly for coroutines
+    assigned: Any = app.on_partitions_assigned
+    assigned.connect(on_assigned)
+    recovered: Any = app.on_rebalance_complete
+    recovered.connect(on_recovered)
+    memory: TableMemory | None = memory_of(app)
 
     async def poll() -> None:
         m.ready.set(1 if is_ready(runtime) else 0)
+        if memory is not None:
+            m.table_memory_bytes.set(memory.usage_bytes())
         consumer = getattr(app, "_consumer", None)
         if consumer is None:
             return

@@ -69,7 +69,15 @@ def test_one_row_repeats_for_every_domain_with_flow_latency_and_lag(dashboard: d
                 "switchyard_crm_breaker_open",
             ],
         ),
-        ("Tables", ["switchyard_table_keys"]),
+        (
+            "Tables",
+            [
+                "switchyard_table_keys",
+                "switchyard_table_recovery_seconds",
+                "switchyard_table_recovering",
+                "switchyard_table_memory_bytes",
+            ],
+        ),
         ("Workers", ["switchyard_rebalances_total", "switchyard_worker_ready"]),
     ],
 )

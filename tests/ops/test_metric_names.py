@@ -124,3 +124,18 @@ def test_a_running_worker_exposes_every_series_the_dashboard_and_alerts_query(wo
     assert families, worker_metrics[:500]
     missing = set(queried()) - exposed_series(families)
     assert missing == set(), f"queried but not in a worker's /metrics: {sorted(missing)}"
+
+
+def sample(exposition: str, series: str) -> float:
+    """The value of an unlabelled series in a Prometheus text exposition."""
+    for line in exposition.splitlines():
+        name, _, value = line.partition(" ")
+        if name == series:
+            return float(value)
+    raise AssertionError(f"{series} not exposed")
+
+
+@pytest.mark.integration
+def test_a_ready_worker_has_timed_the_table_recovery_of_its_assignment(worker_metrics: str) -> None:
+    assert sample(worker_metrics, "switchyard_table_recovery_seconds_count") >= 1
+    assert sample(worker_metrics, "switchyard_table_recovering") == 0
