@@ -54,10 +54,26 @@ class Plan:
 
 
 QUICK = Plan(
-    "quick", {"phoenix": 1200, "pismo": 2500, "vome": 1500}, 1, 3.0, None, 100_000, 4000, 1000, False
+    mode="quick",
+    records={"phoenix": 1200, "pismo": 2500, "vome": 1500, "appointments": 1500, "lara": 1500},
+    iterations=1,
+    step_seconds=3.0,
+    scaling_records=None,
+    recovery_keys=100_000,
+    crm_commands=4000,
+    crm_contacts=1000,
+    profile=False,
 )
 FULL = Plan(
-    "full", {"phoenix": 5000, "pismo": 10000, "vome": 6000}, 3, 10.0, 5000, 100_000, 20000, 5000, True
+    mode="full",
+    records={"phoenix": 5000, "pismo": 10000, "vome": 6000, "appointments": 5000, "lara": 5000},
+    iterations=3,
+    step_seconds=10.0,
+    scaling_records=5000,
+    recovery_keys=100_000,
+    crm_commands=20000,
+    crm_contacts=5000,
+    profile=True,
 )
 
 

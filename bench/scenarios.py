@@ -62,6 +62,31 @@ def _vome(rng: random.Random, n: int) -> list[Rec]:
     return [(g.key, g.value, g.headers) for g in generate(rng, n)]
 
 
+def _appointments(rng: random.Random, n: int) -> list[Rec]:
+    from app.domains.appointments.generate import traffic
+
+    # four webhooks per life cycle, so n // 4 + 1 appointments always give more than n; the cut drops the last
+    # webhooks of the latest appointments, as a backlog taken at any instant would. Upstream order: the
+    # generator's duplicates arrive right behind their original, as retried deliveries do.
+    return [(g.key, g.value, ()) for g in traffic(rng, n // 4 + 1)[:n]]
+
+
+def _lara(rng: random.Random, n: int) -> list[Rec]:
+    from app.domains.lara.generate import member_history
+
+    # ~16 records per member at the generator's own mix (a full set, ten changes or updates, progress for two
+    # cycles); the count varies with the draw, so grow the membership until the history holds n, each try from
+    # the same seed so the stream stays one function of ``rng``. NOW, not the wall clock: ``process`` in
+    # ``distinct_accepted`` judges periods at NOW, and a seed must give the same bytes on every run.
+    seed = rng.getrandbits(64)
+    members = max(5, n // 15)
+    while True:
+        history = member_history(random.Random(seed), now=NOW, members=members, changes=10 * members)
+        if len(history.records) >= n:
+            return [(r.key, r.value, r.headers) for r in history.records[:n]]
+        members += max(1, members // 10)
+
+
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
@@ -87,12 +112,31 @@ SCENARIOS: dict[str, Scenario] = {
             _vome,
             ("vome.bookings", "vome.profiles", "vome.forms", "vome.sequences"),
         ),
+        Scenario(
+            "appointments",
+            "appointments",
+            "Appointment webhooks (~2.7 KB), stage one + the stale-aware appointments fold and its CRM commands",
+            _appointments,
+            ("appointments.enriched",),
+        ),
+        Scenario(
+            "lara",
+            "lara",
+            "Lära LMS records (~0.2 KB), stage one + timeline, cycle and compliance folds",
+            _lara,
+            # Lära has no output topic: the feeds are the only record every accepted event gets, and they
+            # carry its eventId (the compliance snapshots name the member, not the event)
+            ("lara.statuses.feed", "lara.cycles.feed"),
+        ),
     )
 }
 
 
 def event_id_of(value: bytes | None) -> str | None:
-    """The event id an output names: ``eventId`` / ``event_id`` of a JSON object, or of an Avro audit record."""
+    """The event id an output names: ``eventId`` / ``event_id`` of a JSON object, or of an Avro audit record.
+
+    Both spellings, because the domains keep their upstream's casing: Phoenix and the Lära feeds say ``eventId``;
+    Vome, Appointments and the Pismo audit say ``event_id``."""
     if not value:
         return None
     try:
