@@ -1,21 +1,41 @@
 """``switchyard asyncapi``: an AsyncAPI 3.0 document generated from the topic catalog and the schemas.
 
-Downstream consumers read this to learn every topic's key, value schema and headers. Switchyard *receives* from
-raw, feed and command topics and *sends* to every other; dead-letter topics document the error headers.
+Downstream consumers read this to learn every topic's key, value schema and headers, and which topics the worker
+publishes (``send``) and consumes (``receive``). Everything comes from ``topics/catalog.yaml``, so the document
+cannot drift from what the worker is configured with: a topic's payload is the JSON Schema of the pydantic
+model(s) its entry names (``model``), else the file under ``schemas/`` it names (``schema``: draft-07 JSON Schema
+or Avro, as AsyncAPI multi-format schemas), else an explicit "no schema" that says what is known; its operations
+are its ``sent_by`` / ``received_by``. Models are found by name with importlib, so neither this module nor
+``app.core`` imports a domain.
+
+Model schemas go to ``components/schemas`` and payloads refer to them there: pydantic writes nested models as
+``$ref: #/$defs/...``, which inside an embedded payload would point at the document's root, not the schema's.
+``tests/unit/test_asyncapi.py`` validates the document against the official AsyncAPI 3.0.0 JSON Schema, resolves
+every ``$ref`` in it, and checks what the domains actually emit against the payloads.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
+from collections.abc import Iterable
 from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
 
 from app import __version__
 from app.core import deadletter as dl
-from app.core.catalog import Catalog, TopicSpec
+from app.core.catalog import Catalog, TopicSpec, duration_ms
+from app.core.errors import ConfigError
 from app.core.paths import SCHEMAS_DIR
-from app.core.records import EVENT_TYPE_HEADER
 
-_RECEIVED = {"raw", "feed", "commands"}
+ASYNCAPI_VERSION = "3.0.0"
+KAFKA_BINDING_VERSION = "0.5.0"
+JSON_SCHEMA_FORMAT = "application/schema+json;version=draft-07"
+AVRO_SCHEMA_FORMAT = "application/vnd.apache.avro;version=1.9.0"
+_SCHEMA_REF = "#/components/schemas/{model}"
+
 _DLQ_HEADER_DOCS = {
     dl.STAGE: "decode | validate | enrich | sink",
     dl.CODE: "stable error code, e.g. SCHEMA-REQUIRED, LARA-1003",
@@ -26,62 +46,209 @@ _DLQ_HEADER_DOCS = {
     dl.SOURCE_OFFSET: "its offset",
     dl.FAILED_AT: "ISO-8601 UTC instant of the failure",
     dl.APP_VERSION: "Switchyard version that dead-lettered it",
-    dl.REPLAY_COUNT: "times `switchyard dlq replay` sent it back",
+    dl.REPLAY_COUNT: "times `switchyard dlq replay` sent it back (on records replayed at least once)",
 }
 
+_DEADLETTER_VALUE = (
+    "No schema: the original record's value, byte for byte, as it was on the topic named by header "
+    f"{dl.SOURCE_TOPIC} (the domain's raw topic, or a table feed when a fold rejected it). It is often the very "
+    "record that failed its schema, so nothing about its shape is promised."
+)
+_AVRO_FRAMING = (
+    "Avro single-object encoding (C3 01, the schema's 8-byte CRC-64-AVRO fingerprint, the binary body); with "
+    "SWITCHYARD_SCHEMA_REGISTRY_URL set, the Confluent wire format instead (00, the 4-byte id the registry gave "
+    "the schema under subject <topic>-value, the binary body)."
+)
+_TOMBSTONES = (
+    "Records without a value (Kafka tombstones, not JSON null) are published on it: they erase the key."
+)
 
-def _payload(spec: TopicSpec) -> dict[str, Any]:
-    if spec.schema_file and spec.schema_file.endswith(".json"):
-        path = SCHEMAS_DIR / spec.schema_file
-        if path.exists():
-            schema: dict[str, Any] = json.loads(path.read_text())
-            return schema
+
+def channel_id(name: str) -> str:
+    """The channel, message and operation id part of catalog topic ``name``."""
+    return name.replace(".", "_")
+
+
+def resolve_model(ref: str) -> type[BaseModel]:
+    """``module:Class`` from the catalog -> the pydantic model class; a ConfigError names what is wrong."""
+    module_name, _, class_name = ref.partition(":")
+    try:
+        found = getattr(importlib.import_module(module_name), class_name, None) if class_name else None
+    except ImportError as exc:
+        raise ConfigError(f"catalog model {ref!r}: cannot import {module_name} ({exc})") from exc
+    if not (isinstance(found, type) and issubclass(found, BaseModel)):
+        raise ConfigError(f"catalog model {ref!r} is not module:Class of a pydantic model")
+    return found
+
+
+def model_schemas(refs: Iterable[str]) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """(catalog model ref -> payload schema, components/schemas) for every model ``refs`` names.
+
+    One pydantic call for all of them, so two models of one name from different domains get distinct
+    component names instead of overwriting each other.
+    """
+    models = {ref: resolve_model(ref) for ref in dict.fromkeys(refs)}
+    keys, top = models_json_schema(
+        [(m, "validation") for m in dict.fromkeys(models.values())], ref_template=_SCHEMA_REF
+    )
+    payloads = {ref: dict(keys[(model, "validation")]) for ref, model in models.items()}
+    return payloads, dict(top.get("$defs", {}))
+
+
+def _schema_file(spec: TopicSpec) -> dict[str, Any]:
+    assert spec.schema_file is not None
+    path = SCHEMAS_DIR / spec.schema_file
+    try:
+        loaded: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"topic {spec.name}: cannot read schema {path}: {exc}") from exc
+    if path.suffix == ".avsc":
+        return {"schemaFormat": AVRO_SCHEMA_FORMAT, "schema": loaded}
+    if path.suffix == ".json":
+        return {"schemaFormat": JSON_SCHEMA_FORMAT, "schema": loaded}
+    raise ConfigError(f"topic {spec.name}: schema {spec.schema_file} is neither .json nor .avsc")
+
+
+def _no_schema(spec: TopicSpec) -> dict[str, Any]:
+    """What is known of a value without a schema; never an empty ``{}`` that would read as "anything"."""
+    if spec.role == "deadletter":
+        why = _DEADLETTER_VALUE
+    elif spec.value == "bytes":
+        why = "No schema: bytes passed on untouched."
+    else:
+        why = f"No schema is published for this {spec.value} value."
+    return {
+        "type": "string",
+        "format": "binary",
+        "contentMediaType": "application/octet-stream",
+        "description": why,
+    }
+
+
+def payload(spec: TopicSpec, models: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The payload of ``spec``'s message: its model(s), else its schema file, else an explicit "no schema"."""
+    if spec.model:
+        schemas = [models[ref] for ref in spec.model]
+        return schemas[0] if len(schemas) == 1 else {"anyOf": schemas}
+    if spec.schema_file:
+        return _schema_file(spec)
+    return _no_schema(spec)
+
+
+def content_type(spec: TopicSpec) -> str:
+    """The message's media type. Untouched bytes (``value: bytes``) that the catalog gives a JSON model or
+    schema are JSON (they passed stage one's JSON decode); without one, nothing more than bytes is promised."""
     if spec.value == "avro":
-        return {"type": "string", "format": "binary", "description": f"Avro ({spec.schema_file})"}
-    if spec.value == "bytes":
-        return {"type": "string", "format": "binary", "description": "original bytes, untouched"}
-    return {"type": ["object", "null"], "description": "JSON; null is a tombstone on compacted topics"}
+        return "avro/binary"
+    if spec.value == "json" or spec.model or (spec.schema_file or "").endswith(".json"):
+        return "application/json"
+    return "application/octet-stream"
 
 
-def _headers(spec: TopicSpec) -> dict[str, Any]:
-    props: dict[str, Any] = {h: {"type": "string"} for h in spec.headers}
-    if EVENT_TYPE_HEADER in spec.headers:
-        props[EVENT_TYPE_HEADER]["description"] = "event type / trigger of the record"
+def headers(spec: TopicSpec, catalog: Catalog) -> dict[str, Any]:
+    """The headers a record of ``spec`` may carry. Dead letters and unhandled records keep the original
+    record's headers (those its domain's raw topic declares); dead letters add the error headers."""
+    props: dict[str, Any] = {}
+    for name, doc in spec.headers.items():
+        props[name] = {"type": "string", **({"description": doc} if doc else {})}
+    if spec.role in ("deadletter", "unhandled"):
+        for source in catalog.of_domain(spec.domain, "raw"):
+            for name, doc in source.headers.items():
+                original = f"the original record's header, as on {source.name}"
+                props.setdefault(
+                    name, {"type": "string", "description": f"{doc} ({original})" if doc else original}
+                )
     if spec.role == "deadletter":
         props.update({h: {"type": "string", "description": d} for h, d in _DLQ_HEADER_DOCS.items()})
-    return {"type": "object", "properties": props}
+    description = "Kafka record headers, values UTF-8." if props else "No header is declared on this topic."
+    return {"type": "object", "description": description, "properties": props}
 
 
-def document(catalog: Catalog) -> dict[str, Any]:
+def _message_description(spec: TopicSpec) -> str:
+    parts = [spec.description] if spec.description else []
+    if not spec.model and not spec.schema_file:
+        parts.append(_no_schema(spec)["description"])
+    if spec.value == "avro":
+        parts.append(_AVRO_FRAMING)
+    if spec.tombstones:
+        parts.append(_TOMBSTONES)
+    return " ".join(parts)
+
+
+def _channel_bindings(spec: TopicSpec, address: str) -> dict[str, Any]:
+    config: dict[str, Any] = {"cleanup.policy": spec.cleanup.split(",")}
+    if spec.cleanup != "compact":
+        config["retention.ms"] = duration_ms(spec.retention)
+    return {
+        "kafka": {"topic": address, "topicConfiguration": config, "bindingVersion": KAFKA_BINDING_VERSION}
+    }
+
+
+def _operation(action: str, cid: str, who: str, address: str) -> dict[str, Any]:
+    verb = "produces to" if action == "send" else "consumes"
+    return {
+        "action": action,
+        "channel": {"$ref": f"#/channels/{cid}"},
+        "messages": [{"$ref": f"#/channels/{cid}/messages/{cid}"}],
+        "summary": f"{who} {verb} {address}",
+    }
+
+
+def document(catalog: Catalog, *, topic_prefix: str = "") -> dict[str, Any]:
+    """The AsyncAPI 3.0 document of every catalog topic; ``topic_prefix`` is the deployment's
+    ``SWITCHYARD_TOPIC_PREFIX``, so channel addresses are the real Kafka topic names."""
+    models, schemas = model_schemas(ref for spec in catalog.topics.values() for ref in spec.model)
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     messages: dict[str, Any] = {}
     for name, spec in catalog.topics.items():
-        cid = name.replace(".", "_")
+        cid = channel_id(name)
+        address = f"{topic_prefix}{name}"
         messages[cid] = {
             "name": cid,
-            "contentType": "avro/binary" if spec.value == "avro" else "application/json",
-            "payload": _payload(spec),
-            "headers": _headers(spec),
-            "bindings": {"kafka": {"key": {"type": "string", "description": spec.key}}},
+            "title": name,
+            "summary": spec.description or name,
+            "description": _message_description(spec),
+            "contentType": content_type(spec),
+            "payload": payload(spec, models),
+            "headers": headers(spec, catalog),
+            "bindings": {
+                "kafka": {
+                    "key": {"type": "string", "description": spec.key},
+                    "bindingVersion": KAFKA_BINDING_VERSION,
+                }
+            },
         }
+        retention = "compacted" if spec.cleanup == "compact" else f"retention {spec.retention}"
         channels[cid] = {
-            "address": name,
-            "description": f"{spec.domain} {spec.role}; cleanup.policy={spec.cleanup}, retention {spec.retention}",
+            "address": address,
+            "title": name,
+            "description": (
+                f"{spec.description} Key: {spec.key}. Domain {spec.domain}, role {spec.role}; "
+                f"cleanup.policy={spec.cleanup}, {retention}."
+            ).strip(),
             "messages": {cid: {"$ref": f"#/components/messages/{cid}"}},
-            "bindings": {"kafka": {"topicConfiguration": {"cleanup.policy": spec.cleanup.split(",")}}},
+            "bindings": _channel_bindings(spec, address),
         }
-        action = "receive" if spec.role in _RECEIVED else "send"
-        operations[f"{action}_{cid}"] = {"action": action, "channel": {"$ref": f"#/channels/{cid}"}}
+        if spec.sent_by:
+            operations[f"send_{cid}"] = _operation("send", cid, spec.sent_by, address)
+        if spec.received_by:
+            operations[f"receive_{cid}"] = _operation("receive", cid, spec.received_by, address)
     return {
-        "asyncapi": "3.0.0",
+        "asyncapi": ASYNCAPI_VERSION,
         "info": {
             "title": "Switchyard",
             "version": __version__,
-            "description": "Topics Switchyard consumes (receive) and produces (send).",
+            "description": (
+                "Every topic Switchyard's worker uses. Operations are the worker's own: its agents and table "
+                "folds, its webhook ingress and its CRM sink; a topic the worker both writes and reads has a "
+                "send and a receive operation. The operator commands `switchyard produce` (to raw topics) and "
+                "`switchyard dlq list|replay` (dead-letter topics, replayed to their source topic) are not "
+                "operations."
+            ),
         },
         "defaultContentType": "application/json",
         "channels": channels,
         "operations": operations,
-        "components": {"messages": messages},
+        "components": {"schemas": schemas, "messages": messages},
     }

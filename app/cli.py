@@ -413,10 +413,11 @@ def crm_reference(host: str, port: int, db: str, limit: int, window: float) -> N
 
 @main.command()
 def asyncapi() -> None:
-    """Print the AsyncAPI 3.0 document of every catalog topic."""
+    """Print the AsyncAPI 3.0 document of every catalog topic (addresses with SWITCHYARD_TOPIC_PREFIX)."""
     from app.asyncapi import document
 
-    _echo_json(document(_catalog(_settings())))
+    settings = _settings()
+    _echo_json(document(_catalog(settings), topic_prefix=settings.topic_prefix))
 
 
 @main.command()

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from app.core.errors import ConfigError
 from app.core.paths import TOPICS_DIR
@@ -43,12 +43,34 @@ class TopicSpec(BaseModel):
     role: Role
     key: str
     value: Literal["json", "avro", "bytes"]
+    #: what the value is, in a sentence: the lead of the topic's AsyncAPI description
+    description: str = ""
+    #: JSON Schema (``.json``) or Avro (``.avsc``) file under ``schemas/`` describing the whole value
     schema_file: str | None = None
-    headers: tuple[str, ...] = ()
+    #: ``module:Class`` of the pydantic model(s) of the value; several = any one of them (``anyOf``)
+    model: tuple[str, ...] = ()
+    #: header name -> what it carries (a list of names in YAML reads as names without a description)
+    headers: dict[str, str] = {}
+    #: which part of Switchyard produces to / consumes from the topic; unset = it does not. These are the
+    #: ``send`` and ``receive`` operations of the AsyncAPI document
+    sent_by: str | None = None
+    received_by: str | None = None
+    #: records without a value (Kafka tombstones) are published on it, e.g. on erasure
+    tombstones: bool = False
     retention: str = "7d"
     cleanup: Literal["delete", "compact", "compact,delete"] = "delete"
     partitions: int | None = None
     exactly_once: bool = False
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _one_or_more(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str) else value
+
+    @field_validator("headers", mode="before")
+    @classmethod
+    def _named(cls, value: Any) -> Any:
+        return dict.fromkeys(value, "") if isinstance(value, list | tuple) else value
 
     def kafka_config(self) -> dict[str, str]:
         """The topic-level configs Switchyard owns (and checks for drift)."""

@@ -1,8 +1,94 @@
+"""``switchyard asyncapi``: a valid AsyncAPI 3.0 document that says what the worker really does.
+
+Three things are held here. The document is valid against the official AsyncAPI 3.0.0 JSON Schema (vendored in
+``tests/fixtures/asyncapi/``, resolved offline) and every ``$ref`` in it resolves. Every catalog topic has a
+payload and the operations the worker's code implies (raw topics and table feeds are consumed, webhook raw
+topics are also produced by the ingress, everything the rules emit is produced). And the values the domains
+emit for their seed samples and for generated traffic validate against the published payloads, with no
+undocumented field, so a model in ``published.py`` cannot drift from the dicts the code builds.
+"""
+
 from __future__ import annotations
 
-from app.asyncapi import document
+import copy
+import importlib
+import json
+import random
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+from unittest.mock import MagicMock
+
+import jsonschema
+import orjson
+import pytest
+from click.testing import CliRunner
+from jsonschema.exceptions import best_match
+from referencing import Registry, Resource
+from referencing.exceptions import NoSuchResource
+from referencing.jsonschema import DRAFT202012
+
+from app.asyncapi import channel_id, document
+from app.cli import main
 from app.core import deadletter as dl
-from app.core.catalog import load_catalog
+from app.core.avro import catalog_schema, decode_single_object
+from app.core.catalog import Catalog, load_catalog
+from app.core.codecs import encode_json
+from app.core.errors import RecordError
+from app.core.records import DomainRules, Emit, Headers, RawRecord
+
+ASYNCAPI_SCHEMA = Path(__file__).resolve().parents[1] / "fixtures" / "asyncapi" / "3.0.0.json"
+DOC_URI = "urn:switchyard:asyncapi"
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+#: about this many generated raw records per domain on top of its seed samples
+TRAFFIC = 150
+
+
+@cache
+def catalog() -> Catalog:
+    return load_catalog()
+
+
+@cache
+def doc() -> dict[str, Any]:
+    return document(catalog())
+
+
+def _refuse(uri: str) -> Resource[Any]:
+    raise NoSuchResource(ref=uri)  # offline: every definition must come from the vendored file
+
+
+def asyncapi_validator() -> jsonschema.Draft7Validator:
+    """The official meta-schema, its ``$ref``s (absolute ``http://asyncapi.com/...`` ids) resolved only against
+    the definitions embedded in the file itself: a registry that refuses to retrieve anything."""
+    schema = json.loads(ASYNCAPI_SCHEMA.read_text())
+    registry: Registry[Any] = (
+        Registry(retrieve=_refuse).with_resource(schema["$id"], Resource.from_contents(schema)).crawl()
+    )
+    return jsonschema.Draft7Validator(
+        schema, registry=registry, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER
+    )
+
+
+def asyncapi_errors(document_: dict[str, Any]) -> list[str]:
+    """Readable errors: the deepest likely cause of each top-level failure (``oneOf`` errors alone say little)."""
+    return [
+        f"{best_match([e]).json_path}: {best_match([e]).message[:300]}"
+        for e in asyncapi_validator().iter_errors(document_)
+    ]
+
+
+def operations_of(name: str) -> set[str]:
+    cid = channel_id(name)
+    return {
+        op["action"] for op in doc()["operations"].values() if op["channel"]["$ref"] == f"#/channels/{cid}"
+    }
+
+
+# ---- the document against the official schema --------------------------------------------------------------
 
 
 def test_every_catalog_topic_is_a_channel_with_an_operation_and_a_message() -> None:
@@ -20,3 +106,310 @@ def test_every_catalog_topic_is_a_channel_with_an_operation_and_a_message() -> N
     assert actions["crm_commands"] == "receive"
     dlq_headers = doc["components"]["messages"]["vome_deadletter"]["headers"]["properties"]
     assert set(dl.DLQ_HEADERS) <= set(dlq_headers)
+
+
+def test_document_is_valid_against_the_official_asyncapi_3_0_0_schema() -> None:
+    errors = asyncapi_errors(doc())
+    assert not errors, "\n".join(errors[:20])
+
+
+def test_the_validation_catches_an_invalid_document() -> None:
+    """Guards the test above against passing vacuously (a schema that resolves to nothing accepts anything)."""
+    broken = copy.deepcopy(doc())
+    next(iter(broken["operations"].values()))["action"] = "publish"  # AsyncAPI 2 wording, not 3
+    assert asyncapi_errors(broken)
+    broken = copy.deepcopy(doc())
+    del broken["info"]["version"]
+    assert asyncapi_errors(broken)
+    broken = copy.deepcopy(doc())
+    broken["channels"]["pismo_raw"]["bindings"]["kafka"]["topicConfiguration"]["cleanup.policy"] = ["keep"]
+    assert asyncapi_errors(broken)
+
+
+def _refs(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        if isinstance(node.get("$ref"), str):
+            yield node["$ref"]
+        for value in node.values():
+            yield from _refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _refs(value)
+
+
+def test_every_ref_in_the_document_resolves_inside_it() -> None:
+    """The meta-schema checks that a ``$ref`` is a string, not that it points anywhere."""
+    refs = set(_refs(doc()))
+    assert any(r.startswith("#/components/schemas/") for r in refs)
+    for ref in refs:
+        assert ref.startswith("#/"), f"{ref} leaves the document"
+        node: Any = doc()
+        for part in ref[2:].split("/"):
+            part = part.replace("~1", "/").replace("~0", "~")
+            assert isinstance(node, dict) and part in node, f"{ref} does not resolve"
+            node = node[part]
+
+
+def test_asyncapi_command_prints_the_document_with_the_deployment_topic_prefix() -> None:
+    result = CliRunner().invoke(main, ["asyncapi"], env={"SWITCHYARD_TOPIC_PREFIX": "staging."})
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.output)
+    assert printed["channels"]["crm_commands"]["address"] == "staging.crm.commands"
+    assert printed["channels"]["crm_commands"]["bindings"]["kafka"]["topic"] == "staging.crm.commands"
+    assert not asyncapi_errors(printed)
+
+
+# ---- every topic: payload, headers, operations -------------------------------------------------------------
+
+
+def test_every_catalog_topic_has_a_payload_and_says_so_when_it_has_no_schema() -> None:
+    messages = doc()["components"]["messages"]
+    for name, spec in catalog().topics.items():
+        message = messages[channel_id(name)]
+        payload = message["payload"]
+        assert payload, f"{name}: empty payload reads as 'anything'"
+        assert spec.description, f"{name}: the catalog entry needs a description"
+        if spec.model or spec.schema_file:
+            continue
+        assert spec.value == "bytes", f"{name}: a JSON or Avro topic must name its model or schema"
+        assert payload["description"].startswith("No schema"), name
+        assert payload["description"] in message["description"], name
+
+
+def test_payloads_come_from_the_models_and_schema_files_the_catalog_names() -> None:
+    messages = doc()["components"]["messages"]
+    schemas = doc()["components"]["schemas"]
+    assert messages["crm_commands"]["payload"] == {"$ref": "#/components/schemas/CrmCommand"}
+    assert "command_id" in schemas["CrmCommand"]["properties"]
+    audit = messages["audit_migration"]["payload"]
+    assert audit["schemaFormat"] == "application/vnd.apache.avro;version=1.9.0"
+    assert audit["schema"]["name"] == "MigrationAudit"
+    seed = messages["pismo_raw"]["payload"]
+    assert seed["schemaFormat"] == "application/schema+json;version=draft-07"
+    assert seed["schema"]["$id"] == "https://pismo.io/events/migration/customer_outgoing-1.json"
+    lara = messages["lara_raw"]["payload"]["anyOf"]
+    assert len(lara) == 6 and {"$ref": "#/components/schemas/MemberStatusChange"} in lara
+    # the projection is typed by the seed through the allow-list: what never leaves vome.raw is not promised
+    data = schemas["ProfileProjection"]["properties"]["data"]["properties"]
+    assert "profile_details" in data and "medical_information" not in data
+    assert "date_of_birth" not in data["profile_details"]["properties"]
+
+
+def test_deadletter_topics_document_the_error_headers_and_the_original_ones() -> None:
+    messages = doc()["components"]["messages"]
+    for spec in catalog().topics.values():
+        if spec.role != "deadletter":
+            continue
+        props = messages[channel_id(spec.name)]["headers"]["properties"]
+        assert set(dl.DLQ_HEADERS) | {dl.REPLAY_COUNT} <= set(props), spec.name
+    assert "switchyard.event-type" in messages["vome_deadletter"]["headers"]["properties"]
+    assert "switchyard.crm.status" in messages["crm_deadletter"]["headers"]["properties"]
+
+
+def test_directions_of_named_topics() -> None:
+    # published by the Vome and appointments domains, consumed by the CRM sink
+    assert operations_of("crm.commands") == {"send", "receive"}
+    # written by the webhook ingress, read by stage one
+    assert operations_of("vome.raw") == operations_of("appointments.raw") == {"send", "receive"}
+    # upstream writes, Switchyard only reads
+    assert (
+        operations_of("pismo.raw") == operations_of("lara.raw") == operations_of("phoenix.raw") == {"receive"}
+    )
+    # pure outputs
+    for name in (
+        "audit.migration",
+        "vome.bookings",
+        "lara.compliance",
+        "phoenix.unhandled",
+        "crm.deadletter",
+    ):
+        assert operations_of(name) == {"send"}, name
+    # stage one writes a feed that a table fold reads; an output that also feeds a table
+    assert (
+        operations_of("lara.compliance.feed")
+        == operations_of("phoenix.sessions.enriched")
+        == {"send", "receive"}
+    )
+
+
+def test_every_topic_has_an_operation() -> None:
+    for name in catalog().topics:
+        assert operations_of(name), f"{name}: neither sent nor received by the worker?"
+
+
+def _rules() -> dict[str, DomainRules]:
+    return {
+        name: importlib.import_module(f"{entry.package}.rules").RULES
+        for name, entry in catalog().domains.items()
+    }
+
+
+def _webhook_domains(monkeypatch: pytest.MonkeyPatch) -> set[str]:
+    """Domains whose ``views.register`` serves a webhook: their raw topic is written by the worker's ingress."""
+    found: set[str] = set()
+    for entry in catalog().domains.values():
+        try:
+            views = importlib.import_module(f"{entry.package}.views")
+        except ModuleNotFoundError:
+            continue
+        monkeypatch.setattr(views, "webhook", lambda runtime, source: found.add(source.domain), raising=False)
+        monkeypatch.setattr(views, "table_query", lambda *args, **kwargs: None, raising=False)
+        views.register(MagicMock())  # the other views only need something to hang their routes on
+    return found
+
+
+def test_operations_agree_with_what_the_code_consumes(monkeypatch: pytest.MonkeyPatch) -> None:
+    cat = catalog()
+    consumed = {cat.raw_topic(d).name for d in cat.domains} | {"crm.commands"}
+    consumed |= {t.source_topic for rules in _rules().values() for t in rules.tables}
+    for name, spec in cat.topics.items():
+        assert (name in consumed) == bool(spec.received_by), f"{name}: received_by disagrees with the code"
+    webhooks = _webhook_domains(monkeypatch)
+    assert webhooks == {"vome", "appointments"}
+    for domain in cat.domains:
+        raw = cat.raw_topic(domain)
+        assert bool(raw.sent_by) == (domain in webhooks), f"{raw.name}: sent_by disagrees with the ingress"
+    for name, spec in cat.topics.items():
+        if spec.role == "deadletter":
+            assert spec.sent_by, name
+
+
+# ---- what the domains emit, against what the document promises ---------------------------------------------
+
+
+def _traffic(domain: str, rng: random.Random) -> list[tuple[bytes | None, bytes, Headers]]:
+    """(key, value, headers) of generated raw records: the domains' own generators, as upstream would publish
+    them (redeliveries, broken records, foreign Phoenix events)."""
+    if domain == "phoenix":
+        from app.domains.phoenix.generate import session_stream
+
+        return [(r.key, r.value, ()) for r in session_stream(rng, sessions=TRAFFIC, talents=20, coaches=4)]
+    if domain == "pismo":
+        from app.domains.pismo.generate import generate as pismo
+
+        return [(g.key, g.value, ()) for g in pismo(rng, TRAFFIC)]
+    if domain == "vome":
+        from app.domains.vome.generate import generate as vome
+
+        return [(g.key, g.value, g.headers) for g in vome(rng, TRAFFIC)]
+    if domain == "appointments":
+        from app.domains.appointments.generate import traffic
+
+        return [(g.key, g.value, ()) for g in traffic(rng, TRAFFIC // 4)]
+    if domain == "lara":
+        from app.domains.lara.generate import member_history
+
+        history = member_history(rng, now=NOW, members=10, changes=100)
+        return [(r.key, r.value, r.headers) for r in history.records]
+    return []
+
+
+def _raw_records(domain: str, rules: DomainRules) -> Iterator[RawRecord]:
+    raw_topic = catalog().raw_topic(domain).name
+    offset = 0
+    for s in rules.samples():
+        yield RawRecord(s.value, rules.key_of(s.value, s.event_type), s.headers, raw_topic, 0, offset)
+        offset += 1
+    for key, value, headers in _traffic(domain, random.Random(20260101)):
+        yield RawRecord(value, key, headers, raw_topic, 1, offset, 1_767_225_600_000)
+        offset += 1
+
+
+@cache
+def emitted() -> dict[str, list[Emit]]:
+    """Every record the domains' rules and folds emit for their samples and generated traffic, by topic (the
+    runtime's path without a broker: process -> route -> folds fed by what was routed, in order)."""
+    out: dict[str, list[Emit]] = defaultdict(list)
+    for domain, rules in _rules().items():
+        folds = {t.source_topic: t for t in rules.tables}
+        states: dict[tuple[str, Any], Any] = {}
+        for raw in _raw_records(domain, rules):
+            try:
+                pending = list(rules.route(rules.process(raw, NOW), NOW))
+            except RecordError:
+                continue  # dead-lettered, bytes untouched: the dead-letter payload promises nothing more
+            while pending:
+                emit = pending.pop(0)
+                out[emit.topic].append(emit)
+                rule = folds.get(emit.topic)
+                if rule is None:
+                    continue
+                value = None if emit.value is None else orjson.loads(encode_json(emit.value))
+                try:
+                    folded = rule.fold(states.get((emit.topic, emit.key)), value, NOW)
+                except RecordError:
+                    continue
+                if folded.changed:
+                    states[(emit.topic, emit.key)] = folded.state
+                pending.extend(folded.emits)
+    return out
+
+
+def _strict(node: Any) -> Any:
+    """The schema with every object that lists its properties closed to others: a field the code emits but the
+    published schema does not name fails validation instead of passing as "additional"."""
+    if isinstance(node, list):
+        return [_strict(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _strict(v) for k, v in node.items()}
+    if "properties" in out and "additionalProperties" not in out:
+        out["additionalProperties"] = False
+    return out
+
+
+@cache
+def _document_resource(strict: bool) -> Resource[Any]:
+    return DRAFT202012.create_resource(_strict(doc()) if strict else doc())
+
+
+@cache
+def payload_validator(name: str) -> jsonschema.Draft202012Validator:
+    """Validates a JSON value against topic ``name``'s payload, its ``$ref``s resolved inside the document.
+
+    Strictly (:func:`_strict`) where Switchyard builds the value; not where it passes upstream's bytes on
+    untouched (``value: bytes``), whose models ignore fields upstream may add."""
+    resource = _document_resource(catalog().get(name).value != "bytes")
+    registry: Registry[Any] = Registry(retrieve=_refuse).with_resource(DOC_URI, resource)
+    pointer = f"{DOC_URI}#/components/messages/{channel_id(name)}/payload"
+    if "schemaFormat" in doc()["components"]["messages"][channel_id(name)]["payload"]:
+        pointer += "/schema"
+    return jsonschema.Draft202012Validator(
+        {"$ref": pointer}, registry=registry, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+
+
+def test_the_domains_emit_to_every_topic_they_send_to() -> None:
+    """Coverage of the check below, and the converse of received_by: an output nobody writes is a stale entry."""
+    for name, spec in catalog().topics.items():
+        if spec.sent_by and spec.role in ("output", "snapshot", "feed", "unhandled"):
+            assert emitted()[name], f"{name}: sent_by, but no rule emitted to it"
+    assert emitted()["crm.commands"]
+
+
+def test_every_emitted_value_matches_its_published_payload() -> None:
+    cat = catalog()
+    for name, emits in emitted().items():
+        spec = cat.get(name)
+        assert spec.sent_by, f"the rules emit to {name}, whose catalog entry has no sent_by"
+        for emit in emits:
+            if emit.value is None:
+                assert spec.tombstones, f"{name}: tombstone emitted, catalog says tombstones: false"
+                continue
+            if spec.value == "avro":
+                assert spec.schema_file is not None
+                schema = catalog_schema(spec.schema_file)
+                found, _ = decode_single_object(emit.value, {schema.fingerprint: schema})
+                assert found.fingerprint == schema.fingerprint
+                continue
+            wire = emit.value if isinstance(emit.value, bytes) else encode_json(emit.value)
+            errors = list(payload_validator(name).iter_errors(orjson.loads(wire)))
+            assert not errors, f"{name}: {best_match(errors).json_path}: {best_match(errors).message[:300]}"
+
+
+def test_the_payload_check_rejects_an_undocumented_field() -> None:
+    """Guards the test above: a value with a field the published model does not name must fail."""
+    (emit, *_) = emitted()["appointments.enriched"]
+    assert payload_validator("appointments.enriched").is_valid(emit.value)
+    assert not payload_validator("appointments.enriched").is_valid({**emit.value, "customer_name": "x"})
+    assert not payload_validator("appointments.enriched").is_valid({**emit.value, "status": "LOST"})

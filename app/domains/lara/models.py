@@ -20,7 +20,16 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, StrictBool, StrictStr
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StrictBool,
+    StrictStr,
+    WithJsonSchema,
+)
 from pydantic_core import PydanticCustomError
 
 CYCLE = "cycle"
@@ -88,8 +97,19 @@ def _exact_int(value: Any) -> Any:
     return value
 
 
-LaraDateTime = Annotated[datetime, PlainValidator(_datetime)]
-OpenEnd = Annotated[LaraDateTime | None, BeforeValidator(_open_end)]
+#: The JSON Schema of a Lära datetime (for ``switchyard asyncapi``): what :func:`parse_datetime` accepts. Not
+#: ``format: date-time``, which needs an offset that Lära mostly leaves out.
+_DATETIME_SCHEMA = {
+    "type": "string",
+    "pattern": f"^{_DATETIME.pattern}$",
+    "description": "ISO-8601 datetime, up to 7 fraction digits; without an offset it is UTC",
+}
+LaraDateTime = Annotated[datetime, PlainValidator(_datetime), WithJsonSchema(_DATETIME_SCHEMA)]
+OpenEnd = Annotated[
+    LaraDateTime | None,
+    BeforeValidator(_open_end),
+    WithJsonSchema({"anyOf": [_DATETIME_SCHEMA, {"type": "null"}, {"const": ""}]}),
+]
 LanguageId = Annotated[Literal[1, 2, 3, 4], BeforeValidator(_exact_int)]
 DurationUnit = Annotated[Literal[0, 1, 2, 3, 4], BeforeValidator(_exact_int)]
 RequirementType = Annotated[Literal[1, 2, 3], BeforeValidator(_exact_int)]

@@ -13,8 +13,11 @@ A spec maps a field name to ``None`` (copy the value: scalars and lists of scala
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
+
+from app.core.paths import SCHEMAS_DIR
 
 Spec = Mapping[str, "Spec | None"]
 
@@ -105,3 +108,37 @@ def allowed_pointers(spec: Spec, prefix: str = "") -> list[str]:
         pointer = f"{prefix}/{name}"
         out.extend([pointer] if sub is None else allowed_pointers(sub, pointer))
     return out
+
+
+def project_schema(schema: Mapping[str, Any], spec: Spec) -> dict[str, Any]:
+    """The JSON Schema of what :func:`project` returns for a document valid against ``schema`` (an object
+    schema with inline ``properties``, as the seed's are): only the allow-listed properties, each as the seed
+    types it, lists and objects projected like their items. Nothing is ``required``, because ``project`` keeps
+    a field only when the document has it. A name the seed does not type is any value (``{}``).
+    """
+    props: Mapping[str, Any] = schema.get("properties", {})
+    out: dict[str, Any] = {}
+    for name, sub in spec.items():
+        field: Mapping[str, Any] = props.get(name, {})
+        if sub is None:
+            out[name] = dict(field)
+            continue
+        kept = {k: v for k, v in field.items() if k not in ("properties", "items", "required")}
+        if "items" in field:
+            kept["items"] = project_schema(field["items"], sub)
+        if "properties" in field:
+            kept["properties"] = project_schema(field, sub)["properties"]
+        out[name] = kept
+    return {"type": "object", "properties": out}
+
+
+def allowed_schema(family: str) -> dict[str, Any]:
+    """The schema of a family's projection: its seed schema (``schemas/vome/<family>.json``) through
+    :data:`ALLOW`, so the published description of ``data`` can list no field that the allow-list keeps in."""
+    seed: dict[str, Any] = json.loads((SCHEMAS_DIR / "vome" / f"{family}.json").read_text())
+    projected = project_schema(seed, ALLOW[family])
+    projected["description"] = (
+        f"The allow-listed part of the {family} webhook payload (app/domains/vome/privacy.py), typed as "
+        f"schemas/vome/{family}.json types it"
+    )
+    return projected
