@@ -50,6 +50,7 @@ class Plan:
     recovery_keys: int
     crm_commands: int
     crm_contacts: int
+    table_memory_rounds: int
     profile: bool
 
 
@@ -62,6 +63,7 @@ QUICK = Plan(
     recovery_keys=100_000,
     crm_commands=4000,
     crm_contacts=1000,
+    table_memory_rounds=10,
     profile=False,
 )
 FULL = Plan(
@@ -73,6 +75,7 @@ FULL = Plan(
     recovery_keys=100_000,
     crm_commands=20000,
     crm_contacts=5000,
+    table_memory_rounds=25,
     profile=True,
 )
 
@@ -256,6 +259,15 @@ class Bench:
         )
         return out
 
+    async def table_memory(self) -> dict[str, Any]:
+        from bench.tablememory import measure
+
+        rounds = self.plan.table_memory_rounds
+        say(f"table memory: 40 RocksDB stores, {rounds} rounds, Faust's defaults vs the shared budget")
+        result = await asyncio.to_thread(measure, rounds=rounds)
+        say(f"table memory: {result['faust_end_mb']} MB vs {result['shared_end_mb']} MB at the end")
+        return result
+
     async def recovery(self) -> dict[str, Any]:
         from bench.recovery import measure
 
@@ -321,17 +333,20 @@ async def _run(plan: Plan, bootstrap: str, kafka: str, stamp: str) -> dict[str, 
             result["scenarios"][name] = await bench.scenario(scenario, stamp)
         result["scaling"] = await bench.scaling()
         result["recovery"] = await bench.recovery()
+        result["table_memory"] = await bench.table_memory()
         result["crm"] = await bench.crm()
         result["goals"] = goals(result)
         return result
 
 
 def write_results(result: dict[str, Any], stamp: str) -> list[Path]:
-    """One file per scenario (plus crm, recovery, scaling), each carrying the run's machine and mode."""
+    """One file per scenario (plus crm, recovery, scaling, table_memory), each carrying the run's machine and
+    mode."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     head = {k: result[k] for k in ("mode", "started_at", "machine")}
     suffix = "" if result["mode"] == "full" else f"-{result['mode']}"
-    parts = {**result["scenarios"], **{k: result[k] for k in ("scaling", "recovery", "crm")}}
+    extras = ("scaling", "recovery", "crm", "table_memory")
+    parts = {**result["scenarios"], **{k: result[k] for k in extras if k in result}}
     written = []
     for name, body in parts.items():
         path = RESULTS / f"{stamp}-{name}{suffix}.json"

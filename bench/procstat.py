@@ -19,15 +19,24 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
-def peak_rss_mb(pid: int) -> float | None:
-    """VmHWM, the kernel's own high-water mark of resident memory: no sampling can miss a short peak."""
+def _status_mb(pid: int | str, field: str) -> float | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     except OSError:
         return None
     return None
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    """VmHWM, the kernel's own high-water mark of resident memory: no sampling can miss a short peak."""
+    return _status_mb(pid, "VmHWM")
+
+
+def rss_mb(pid: int | str = "self") -> float | None:
+    """VmRSS now (of this process by default), or None once ``pid`` is gone."""
+    return _status_mb(pid, "VmRSS")
 
 
 class CpuTrace:

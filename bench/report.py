@@ -89,4 +89,13 @@ def render_table(result: dict[str, Any]) -> str:
         met = {True: "yes", False: "NO", None: "n/a"}[g["met"]]
         by = "-" if g["by"] is None else f"{g['by']:+.0%}"
         lines.append(f"| {g['goal']} | {_fmt(g['value'])} | {met} | {by} |")
+    mem = result.get("table_memory")
+    if mem:
+        lines.append("")
+        lines.append(
+            f"table memory ({mem['stores']} RocksDB stores): Faust's defaults {_fmt(mem['faust_end_mb'])} MB,"
+            f" shared {mem['budget_mb']} MB budget {_fmt(mem['shared_end_mb'])} MB at the end;"
+            f" growth over the second half {_fmt(mem['faust_growth_second_half_mb'])} vs"
+            f" {_fmt(mem['shared_growth_second_half_mb'])} MB"
+        )
     return "\n".join(lines)

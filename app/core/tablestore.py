@@ -68,6 +68,10 @@ class SharedMemoryOptions(RocksDBOptions):
         table = rocksdict.BlockBasedOptions()
         table.set_bloom_filter(self.bloom_filter_size, True)
         table.set_block_cache(self.memory.cache)
+        # Index and filter blocks of every SST file would otherwise live outside the cache, one set per file of
+        # every store, growing with the data; in the cache they count against the budget (L0's stay pinned).
+        table.set_cache_index_and_filter_blocks(True)
+        table.set_pin_l0_filter_and_index_blocks_in_cache(True)
         table.set_index_type(rocksdict.BlockBasedIndexType.binary_search())
         options.set_block_based_table_factory(table)
         return options

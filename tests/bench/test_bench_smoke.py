@@ -119,3 +119,15 @@ def test_result_has_the_promised_shape_and_is_written(
     assert {f"smoke-{smoked}-smoke.json", "smoke-crm-smoke.json", "smoke-summary-smoke.json"} <= names
     summary = orjson.loads((tmp_path / "smoke-summary-smoke.json").read_bytes())
     assert summary["scenarios"][smoked]["records"] == N
+
+
+def test_table_memory_measures_both_variants_round_by_round() -> None:
+    from bench.tablememory import measure
+
+    m = measure(stores=4, rounds=3, writes=200, budget_mb=16)
+    assert len(m["faust_rss_mb"]) == len(m["shared_rss_mb"]) == 3
+    assert all(v > 0 for v in m["faust_rss_mb"] + m["shared_rss_mb"])
+    assert m["ratio_end"] == round(m["shared_end_mb"] / m["faust_end_mb"], 3)
+    assert "table memory (4 RocksDB stores)" in render_table(
+        {"scenarios": {}, "goals": [], "table_memory": m}
+    )

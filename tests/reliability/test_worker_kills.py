@@ -12,12 +12,11 @@ import random
 import re
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bench.procstat import peak_rss_mb
+from bench.procstat import peak_rss_mb, rss_mb
 from tests.reliability.load import Mix, Tally, crashed_agents, events_in, figures, publish, settle
 from tests.reliability.results import record_scenario
 from tests.worker import Deployment, Worker, wait_until
@@ -100,12 +99,11 @@ def test_twelve_sigkills_under_a_bigger_mixed_load(
 
 
 # ---- scenario 7: memory ----------------------------------------------------------------------------------------
-def rss_mb(w: Worker) -> float:
+def worker_rss_mb(w: Worker) -> float:
     assert w.proc is not None
-    for line in Path(f"/proc/{w.proc.pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
+    rss = rss_mb(w.proc.pid)
+    assert rss is not None, "the worker is gone"
+    return rss
 
 
 def memory_run(d: Deployment, seconds: float) -> dict[str, Any]:
@@ -125,7 +123,7 @@ def memory_run(d: Deployment, seconds: float) -> dict[str, Any]:
             lambda b=before, n=mix.size: events_in(w) >= b + n, timeout=120, interval=0.5, what="a mix"
         )
         rounds += 1
-        samples.append((time.monotonic() - started, rss_mb(w)))
+        samples.append((time.monotonic() - started, worker_rss_mb(w)))
     warm = next(rss for at, rss in samples if at >= seconds / 3)
     assert w.proc is not None
     return {
