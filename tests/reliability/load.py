@@ -44,6 +44,7 @@ from app.domains.vome.rules import TOPICS as VOME_PROJECTIONS
 from tests.integration.test_lara import latest_per_key, wrong_compliance, wrong_timelines
 from tests.integration.test_phoenix import wrong_answers
 from tests.integration.test_pismo import Expected, decoded_audit, stage_done
+from tests.reliability.privacy import planted
 from tests.worker import Deployment, Worker, produce, read_all, wait_until
 
 Rec = tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]
@@ -106,18 +107,28 @@ class Mix:
     pismo: list[PismoRecord]
     appointments: list[AppointmentRecord]
     lara: History
+    #: personal data planted in Vome deliveries (scenario 6 scans for it afterwards), and their volunteers
+    secrets: list[str] = field(default_factory=list)
+    volunteers: list[str] = field(default_factory=list)
 
     @classmethod
-    def make(cls, seed: int, scale: int = 1) -> Mix:
+    def make(cls, seed: int, scale: int = 1, planted_rounds: int = 0) -> Mix:
+        """``planted_rounds``: that many deliveries per Vome trigger carry markers in every kept-back field."""
         rng = random.Random(seed)
+        marked = planted(rng, planted_rounds)
+        vome = vome_stream(rng, 400 * scale)
+        for record in marked.records:  # at random places, each stream's own order kept
+            vome.insert(rng.randint(0, len(vome)), record)
         return cls(
             phoenix=session_stream(rng, sessions=250 * scale, talents=30 * scale, coaches=6),
-            vome=vome_stream(rng, 400 * scale),
+            vome=vome,
             pismo=pismo_stream(rng, 600 * scale, invalid_ratio=0.1, duplicate_ratio=0.05),
             appointments=traffic(rng, 80 * scale, duplicate_rate=0.05, invalid_rate=0.03, shuffle=True),
             # The worker renders compliance at its own clock; the history ends a day before ``now`` and its next
             # boundaries are years away, so a day-aligned ``now`` keeps a seed's mix the same all day long.
             lara=member_history(rng, now=_today(), members=20 * scale, changes=150 * scale),
+            secrets=marked.secrets,
+            volunteers=marked.users,
         )
 
     def records(self, domain: str) -> list[Rec]:
