@@ -49,7 +49,18 @@ def smoked(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="module")
 def result(smoked: str, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    plan = Plan("smoke", {smoked: N}, 1, 1.0, None, 1000, 100, 20, False)
+    plan = Plan(
+        mode="smoke",
+        records={smoked: N},
+        iterations=1,
+        step_seconds=1.0,
+        scaling_records=None,
+        recovery_keys=1000,
+        crm_commands=100,
+        crm_contacts=20,
+        table_memory_rounds=1,
+        profile=False,
+    )
     bench = Bench(plan, kafka_bootstrap, tmp_path_factory.mktemp(f"bench-{smoked}"))
     import asyncio
 
