@@ -6,6 +6,7 @@ never pay for a JVM. ``SWITCHYARD_BROKER=host:port`` points the suite at an exis
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import uuid
@@ -22,6 +23,17 @@ SCRAM_USERS = {"switchyard": "switchyard-secret", "reader": "reader-secret"}
 _started: list[EmbeddedBroker] = []
 
 
+@contextlib.contextmanager
+def running(broker: EmbeddedBroker) -> Iterator[EmbeddedBroker]:
+    """``broker`` started for the block and stopped after it; a failed session prints its log path."""
+    _started.append(broker)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``host:port`` of the session's broker: ``$SWITCHYARD_BROKER``, else an embedded KRaft broker."""
@@ -30,12 +42,8 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield external
         return
     data_dir = tmp_path_factory.mktemp("kafka")
-    broker = EmbeddedBroker(data_dir=data_dir, log_file=data_dir / "kafka.log")
-    _started.append(broker)
-    try:
-        yield broker.start()
-    finally:
-        broker.stop()
+    with running(EmbeddedBroker(data_dir=data_dir, log_file=data_dir / "kafka.log")) as broker:
+        yield broker.bootstrap
 
 
 @pytest.fixture(scope="session")
@@ -46,13 +54,10 @@ def scram_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedB
     ``SWITCHYARD_BROKER`` is set, because the users have to exist on it.
     """
     data_dir = tmp_path_factory.mktemp("kafka-scram")
-    broker = EmbeddedBroker(data_dir=data_dir, log_file=data_dir / "kafka.log", scram_users=SCRAM_USERS)
-    _started.append(broker)
-    broker.start()
-    try:
+    with running(
+        EmbeddedBroker(data_dir=data_dir, log_file=data_dir / "kafka.log", scram_users=SCRAM_USERS)
+    ) as broker:
         yield broker
-    finally:
-        broker.stop()
 
 
 @pytest.fixture

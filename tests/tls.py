@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 
 DAYS = "2"  # long enough for any run, short enough that a leaked file is worthless soon
+#: a fresh unencrypted P-256 key for every certificate request
+NEW_EC_KEY = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-noenc")
 
 
 @dataclass(frozen=True)
@@ -88,11 +90,7 @@ def _ca(directory: Path, name: str, common_name: str) -> tuple[Path, Path]:
         str(config),
         "-extensions",
         "ext",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-noenc",
+        *NEW_EC_KEY,
         "-keyout",
         str(key),
         "-out",
@@ -130,11 +128,7 @@ def _leaf(
         "-new",
         "-config",
         str(config),
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-noenc",
+        *NEW_EC_KEY,
         "-keyout",
         str(key),
         "-out",

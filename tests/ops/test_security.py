@@ -27,7 +27,7 @@ from app.broker import BrokerTls, EmbeddedBroker
 from app.core.admin import admin_client
 from app.core.kafka import producer
 from app.settings import Settings
-from tests.conftest import SCRAM_USERS, _started
+from tests.conftest import SCRAM_USERS, running
 from tests.tls import Pki, make_pki
 from tests.worker import Deployment, produce, read_all, wait_until
 
@@ -143,12 +143,8 @@ def tls_broker(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[E
         scram_users=SCRAM_USERS,
         tls=BrokerTls(certfile=pki.broker_cert, keyfile=pki.broker_key, cafile=pki.ca, client_auth=True),
     )
-    _started.append(broker)
-    broker.start()
-    try:
+    with running(broker):
         yield broker
-    finally:
-        broker.stop()
 
 
 def tls_settings(bootstrap: str | None, **overrides: Any) -> Settings:
