@@ -1,10 +1,13 @@
-"""The CRM benchmark's two figures, from a scripted call log (no server, no clock)."""
+"""The CRM benchmark's two figures, from a scripted call log (no server, no clock), and the reference CRM's
+look-ups that used to set its pace."""
 
 from __future__ import annotations
 
 import pytest
 
 from app.sinks.crm.benchmark import CallCounter
+from app.sinks.crm.properties import UNIQUE_CONTACT_PROPERTIES
+from app.sinks.crm.reference import CrmStore, _json_path
 
 
 def counter_with(ends: list[float], op: str = "contact.upsert") -> CallCounter:
@@ -40,3 +43,17 @@ def test_contacts_per_call_counts_contact_records_over_the_calls_spent_on_contac
     for op in ["contact.upsert"] * 2 + ["contact.archive"] * 2 + ["activity.upsert"] * 3:
         counter.call(op, "200")
     assert counter.contacts_per_call() == pytest.approx(170 / 4)
+
+
+@pytest.mark.parametrize("name", sorted(UNIQUE_CONTACT_PROPERTIES))
+def test_the_reference_crm_finds_a_contact_by_a_unique_property_through_its_index(name: str) -> None:
+    store = CrmStore()
+    try:
+        plan = store.db.execute(
+            "EXPLAIN QUERY PLAN SELECT id, properties, archived FROM contacts"
+            f" WHERE json_extract(properties, '{_json_path(name)}') = ?",
+            ("x",),
+        ).fetchall()
+    finally:
+        store.close()
+    assert any(f"USING INDEX contacts_by_{name}" in row[-1] for row in plan), plan

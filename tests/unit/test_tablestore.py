@@ -6,7 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from app.core.tablestore import MB, SCHEME, SharedMemoryOptions, TableMemory, store_url
+from app.core.tablestore import (
+    MB,
+    SCHEME,
+    SharedMemoryOptions,
+    SharedMemoryStore,
+    TableMemory,
+    memory_of,
+    store_url,
+)
+from app.main import build_faust_app
+from app.settings import Settings
 
 
 def test_rocksdb_with_a_budget_becomes_the_shared_store_and_other_stores_stay() -> None:
@@ -37,3 +47,13 @@ def test_many_stores_write_and_read_back_while_their_memtables_are_charged_to_on
     assert all(db[f"{n}-14999".encode()] == value for n, db in enumerate(dbs))
     for db in dbs:
         db.close()
+
+
+@pytest.mark.parametrize(("megabytes", "shared"), [(128, True), (0, False)])
+def test_the_worker_app_gives_its_tables_the_shared_store_unless_the_budget_is_zero(
+    tmp_path: Path, megabytes: int, shared: bool
+) -> None:
+    app = build_faust_app(Settings(data_dir=tmp_path, table_memory_mb=megabytes, broker="127.0.0.1:1"))
+    table = app.Table(f"t{megabytes}", partitions=1, key_type=bytes, value_type=bytes)
+    assert isinstance(table.data, SharedMemoryStore) is shared
+    assert (memory_of(app) is not None) is shared

@@ -205,8 +205,8 @@ def run_backlog(
     n_commands: int = 5000, n_contacts: int = 500, limit: int = 100, window: float = 60.0
 ) -> dict[str, Any]:
     """The backlog figures (``contacts_per_call``: see :meth:`CallCounter.contacts_per_call`;
-    ``distinct_contacts_per_call``: distinct contacts of the workload / all HTTP calls; ``budget_used``: calls as
-    a fraction of one window's budget, 1.0 = ``limit`` calls). Starts its own event loop."""
+    ``distinct_contacts_per_call``: distinct contacts of the workload / all HTTP calls; ``budget_used``: see
+    :meth:`CallCounter.budget_used`). Starts its own event loop."""
     return asyncio.run(run_backlog_async(n_commands, n_contacts, limit, window))
 
 
