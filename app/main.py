@@ -15,7 +15,7 @@ from typing import Any, cast
 
 import faust
 
-from app.core import tablestore
+from app.core import fetchguard, tablestore
 from app.core.catalog import Catalog, load_catalog
 from app.core.clock import Clock, utc_now
 from app.core.metrics import Metrics
@@ -48,7 +48,8 @@ def faust_credentials(settings: Settings) -> Any:
 def build_faust_app(settings: Settings) -> faust.App:
     datadir = settings.data_dir / settings.app_id / worker_id(settings)
     datadir.mkdir(parents=True, exist_ok=True)
-    brokers = [f"kafka://{b.strip()}" for b in settings.broker.split(",") if b.strip()]
+    fetchguard.install()
+    brokers = [f"{fetchguard.SCHEME}://{b.strip()}" for b in settings.broker.split(",") if b.strip()]
     app = faust.App(
         settings.app_id,
         broker=brokers,

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from app.broker import EmbeddedBroker
+from tests.faust_run import FaustRun
 
 BROKER_ENV = "SWITCHYARD_BROKER"
 SCRAM_USERS = {"switchyard": "switchyard-secret", "reader": "reader-secret"}
@@ -58,6 +59,15 @@ def scram_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedB
         EmbeddedBroker(data_dir=data_dir, log_file=data_dir / "kafka.log", scram_users=SCRAM_USERS)
     ) as broker:
         yield broker
+
+
+@pytest.fixture
+def faust_runs() -> Iterator[list[FaustRun]]:
+    """Plain Faust workers a test started (:class:`tests.faust_run.FaustRun`), stopped after it."""
+    runs: list[FaustRun] = []
+    yield runs
+    for run in runs:
+        run.stop()
 
 
 @pytest.fixture

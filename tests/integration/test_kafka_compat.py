@@ -9,12 +9,7 @@ groups, and a Faust app whose RocksDB table is rebuilt from its changelog. Run t
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from tests.faust_run import FaustRun
 from tests.kafka_helpers import consume_all, create_topics, produce, wait_for
 
 pytestmark = pytest.mark.integration
@@ -214,52 +210,6 @@ if __name__ == "__main__":
     sys.argv = [sys.argv[0], "worker", "--loglevel", "info"]
     app.main()
 """
-
-
-class FaustRun:
-    def __init__(self, script: Path, env: dict[str, str], log: Path) -> None:
-        self.out = Path(env["COMPAT_OUT"])
-        self.log = log
-        with log.open("ab") as sink:
-            self.proc = subprocess.Popen(
-                [sys.executable, str(script)],
-                env={**os.environ, **env},
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-
-    def lines(self) -> list[dict[str, Any]]:
-        """What the agent wrote so far; fails fast if the worker died instead of waiting out the timeout."""
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"faust worker exited with {self.proc.returncode}:\n{self.tail()}")
-        return self.written()
-
-    def written(self) -> list[dict[str, Any]]:
-        if not self.out.exists():
-            return []
-        return [json.loads(line) for line in self.out.read_text().splitlines() if line.endswith("}")]
-
-    def tail(self) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-40:])
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
-
-
-@pytest.fixture
-def faust_runs() -> Iterator[list[FaustRun]]:
-    runs: list[FaustRun] = []
-    yield runs
-    for run in runs:
-        run.stop()
 
 
 async def test_faust_table_on_rocksdb_is_rebuilt_from_its_changelog(

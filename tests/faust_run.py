@@ -1,0 +1,52 @@
+"""A plain Faust app run as a worker subprocess, for tests about Faust itself rather than Switchyard's domains.
+
+The app script appends one JSON object per line to ``COMPAT_OUT``; the test reads them back."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+
+class FaustRun:
+    def __init__(self, script: Path, env: dict[str, str], log: Path, cwd: Path | None = None) -> None:
+        self.out = Path(env["COMPAT_OUT"])
+        self.log = log
+        with log.open("ab") as sink:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(script)],
+                env={**os.environ, **env},
+                cwd=cwd,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+
+    def lines(self) -> list[dict[str, Any]]:
+        """What the agent wrote so far; fails fast if the worker died instead of waiting out the timeout."""
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"faust worker exited with {self.proc.returncode}:\n{self.tail()}")
+        return self.written()
+
+    def written(self) -> list[dict[str, Any]]:
+        if not self.out.exists():
+            return []
+        return [json.loads(line) for line in self.out.read_text().splitlines() if line.endswith("}")]
+
+    def tail(self) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-40:])
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
