@@ -89,16 +89,6 @@ def launch(w: Worker) -> None:
         )
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "known defect, remove this marker once fixed: in about two runs of five a partition that moves to the "
-        "joining worker when another leaves stops being consumed: its committed offset stays put and the "
-        "records behind it get neither an output nor a dead letter within the wait (nothing is committed past "
-        "them, so they are late, not lost). Records can also be skipped outright: faust-streaming resumes "
-        "stream partitions before seeking them (docs/DESIGN-NOTES.md, note 7)"
-    ),
-)
 def test_workers_join_and_leave_mid_stream_and_every_event_counts_once(deployment: Deployment) -> None:
     s = deployment.settings
     import asyncio

@@ -9,7 +9,6 @@ Scenario 7 rides on the same load: the resident memory of one worker fed fresh m
 from __future__ import annotations
 
 import random
-import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,7 +17,7 @@ import pytest
 
 from app.domains.vome.views import VOLUNTEER_PATH
 from bench.procstat import peak_rss_mb, rss_mb
-from tests.reliability.load import Mix, Tally, crashed_agents, events_in, figures, publish, settle
+from tests.reliability.load import Mix, crashed_agents, events_in, figures, publish, settle
 from tests.reliability.privacy import scan
 from tests.reliability.results import record_scenario
 from tests.worker import Deployment, Worker, wait_until
@@ -74,34 +73,14 @@ def privacy_scan(d: Deployment, w: Worker, mix: Mix) -> list[str]:
     return result.leaked
 
 
-#: Problems about table *answers* (queries and compaction snapshots), as the checkers word them; every other
-#: problem is an output that never appeared.
-TABLE_PROBLEM = re.compile(r"\btables?\b|answered unlike the reference")
-
-
-def split_problems(tallies: dict[str, Tally]) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-    outputs: dict[str, list[str]] = {}
-    tables: dict[str, list[str]] = {}
-    for dom, t in tallies.items():
-        for problem in t.problems:
-            (tables if TABLE_PROBLEM.search(problem) else outputs).setdefault(dom, []).append(problem)
-    return outputs, tables
-
-
 def assert_kill_run(run: dict[str, Any]) -> None:
-    """What the design guarantees after SIGKILLs, strictly: every output there, Pismo's audit exactly once, no
-    crash. Table answers that still differ are the known faust-streaming defect (design note 7): reported as
-    an expected failure naming it, never passed silently."""
+    """What the design guarantees after SIGKILLs: every output there and every table answering like the reference
+    (the guarded consumer of design note 7 is what makes both hold), Pismo's audit exactly once, no crash."""
     tallies = run["tallies"]
-    outputs, tables = split_problems(tallies)
-    assert outputs == {}, "outputs lost after SIGKILLs"
+    problems = {dom: t.problems for dom, t in tallies.items() if t.problems}
+    assert problems == {}, "outputs or table answers lost after SIGKILLs"
     assert tallies["pismo"].duplicated == 0
     assert run["crashes"] == 0
-    if tables:
-        pytest.xfail(
-            "known defect, see issue 11: after SIGKILLs under load a few table answers (appointments, Lara, "
-            f"Phoenix) can still differ from the reference while every output is there: {tables}"
-        )
 
 
 def test_five_sigkills_under_mixed_load_lose_nothing(
