@@ -76,6 +76,8 @@ class GuardedConsumer(faust_aiokafka.Consumer):
 
     _epoch: int = 0
     _fetch_epoch: int = 0
+    #: Stream partitions sent back to their committed offset so far (``switchyard_consumer_refetches_total``).
+    refetches: int = 0
 
     def _advance(self) -> None:
         self._epoch += 1
@@ -153,6 +155,7 @@ class GuardedConsumer(faust_aiokafka.Consumer):
                 if not self.should_stop:
                     refetch = await self._deliver(self.getmany(timeout=1.0))
                     if refetch:
+                        self.refetches += len(refetch)
                         await self._seek_back(refetch)
                 self.diag.unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:

@@ -76,6 +76,12 @@ class Metrics:
             registry=r,
         )
         self.rebalances = Counter("switchyard_rebalances_total", "Consumer group rebalances seen", registry=r)
+        self.consumer_refetches = Counter(
+            "switchyard_consumer_refetches_total",
+            "Stream partitions sought back to their committed offset because records fetched before a seek were"
+            " withheld (docs/DESIGN-NOTES.md, note 7)",
+            registry=r,
+        )
         self.ready = Gauge(
             "switchyard_worker_ready", "1 when partitions are assigned and tables recovered", registry=r
         )

@@ -41,6 +41,7 @@ def install_monitor(runtime: Runtime) -> None:
     recovered: Any = app.on_rebalance_complete
     recovered.connect(on_recovered)
     memory: TableMemory | None = memory_of(app)
+    refetches_seen = [0]
 
     async def poll() -> None:
         m.ready.set(1 if is_ready(runtime) else 0)
@@ -49,6 +50,9 @@ def install_monitor(runtime: Runtime) -> None:
         consumer = getattr(app, "_consumer", None)
         if consumer is None:
             return
+        refetches = getattr(consumer, "refetches", 0)  # the guarded consumer's running count
+        m.consumer_refetches.inc(refetches - refetches_seen[0])
+        refetches_seen[0] = refetches
         m.consumer_lag.clear()
         for tp in consumer.assignment():
             try:

@@ -62,7 +62,7 @@ async def seek_while_busy():
         await asyncio.sleep(0.25)
         await app.consumer.perform_seek()
     with out.open("a") as f:
-        f.write(json.dumps({"seeks": seeks}) + "\\n")
+        f.write(json.dumps({"seeks": seeks, "refetches": getattr(app.consumer, "refetches", None)}) + "\\n")
 
 
 if __name__ == "__main__":
@@ -114,3 +114,7 @@ async def test_a_busy_worker_sought_back_again_and_again_processes_and_commits_e
     missing = {(p, o) for p, end in ends.items() for o in range(end)} - seen
     assert not missing, f"{len(missing)} records never processed, e.g. {sorted(missing)[:10]}"
     assert await committed(kafka_bootstrap, group, source) == ends
+    # and the race did happen: the guard withheld records fetched before a seek at least once
+    if env["GUARD_SCHEME"] == SCHEME:
+        [summary] = [line for line in run.lines() if "seeks" in line]
+        assert summary["refetches"] > 0
