@@ -6,7 +6,6 @@ Mirrors ``tests/worker.py`` without depending on the test tree: the benchmark mu
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import httpx
 
 from app.core.paths import ROOT
 from app.settings import Settings
+from bench.procstat import stop_process
 
 
 def free_port() -> int:
@@ -130,10 +130,5 @@ class Worker:
             return "(no log)"
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc)

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+from bench.procstat import stop_process
 
 
 class FaustRun:
@@ -42,11 +43,4 @@ class FaustRun:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-40:])
 
     def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return stop_process(self.proc, timeout=60)
