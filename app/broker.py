@@ -37,6 +37,7 @@ from typing import Any
 
 from app.core.errors import BrokerError
 from app.core.paths import ROOT
+from app.procs import stop_process
 
 DEFAULT_KAFKA_VERSION = "4.4.0"
 VERSION_ENV = "SWITCHYARD_KAFKA_VERSION"
@@ -311,13 +312,7 @@ class EmbeddedBroker:
         proc = self._proc
         if proc is None:
             return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc, timeout)
         self._proc = None
 
     def kill(self) -> None:

@@ -1,11 +1,8 @@
-"""CPU time and memory of a process from ``/proc``: measured from outside, so the worker runs unmodified; and
-stopping one the way an orchestrator does."""
+"""CPU time and memory of a process from ``/proc``: measured from outside, so the worker runs unmodified."""
 
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 from pathlib import Path
 
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -71,15 +68,3 @@ class CpuTrace:
     def between(self, start: float, end: float) -> float | None:
         a, b = self.at(start), self.at(end)
         return None if a is None or b is None else max(b - a, 0.0)
-
-
-def stop_process(proc: subprocess.Popen[bytes], timeout: float = 30) -> int:
-    """SIGTERM, as Kubernetes sends it, then SIGKILL after ``timeout`` seconds; returns the exit code."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    return proc.returncode

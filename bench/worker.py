@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 
 from app.core.paths import ROOT
+from app.procs import stop_process
 from app.settings import Settings
-from bench.procstat import stop_process
 
 
 def free_port() -> int:

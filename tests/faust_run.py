@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.procstat import stop_process
+from app.procs import stop_process
 
 
 class FaustRun:

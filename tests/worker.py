@@ -14,8 +14,8 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.core.paths import ROOT
+from app.procs import stop_process
 from app.settings import Settings
-from bench.procstat import stop_process
 
 
 def free_port() -> int:
