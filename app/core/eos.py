@@ -50,6 +50,8 @@ class TransactionalStage:
         self.lock = asyncio.Lock()
         #: per partition, the offset after the last committed transaction (the consumer's committed offset)
         self.next_offset: dict[int, int] = {}
+        #: partitions whose producer was dropped after a failed transaction; the next batch makes a fresh one
+        self.broken: set[int] = set()
         self.consumer: AIOKafkaConsumer | None = None
 
     # ---- lifecycle -----------------------------------------------------------------------------------------
@@ -142,6 +144,7 @@ class TransactionalStage:
 
     async def _drop_producers(self, partitions: list[int]) -> None:
         for p in partitions:
+            self.broken.discard(p)
             prod = self.producers.pop(p, None)
             self.seen.pop(p, None)
             self.next_offset.pop(p, None)
@@ -180,6 +183,8 @@ class TransactionalStage:
     # ---- processing ----------------------------------------------------------------------------------------
     async def _process(self, tp: TopicPartition, fetched: list[Any]) -> None:
         async with self.lock:
+            if tp.partition in self.broken and not await self._renew(tp):
+                return
             prod = self.producers.get(tp.partition)
             if prod is None:  # revoked while fetched
                 return
@@ -215,7 +220,7 @@ class TransactionalStage:
                     self.domain,
                     tp.partition,
                 )
-                await self._rewind(tp)
+                await self._break(tp)
                 return
             seen.update(marked)
             self.next_offset[tp.partition] = records[-1].offset + 1
@@ -295,13 +300,31 @@ class TransactionalStage:
             raw.offset,
         )
 
-    async def _rewind(self, tp: TopicPartition) -> None:
+    async def _break(self, tp: TopicPartition) -> None:
+        """After a failed transaction: back to the offset after the last committed one, and drop the producer. One
+        whose commit failed mid-way (a broker killed under it) stays in aiokafka's fatal state and refuses every later
+        transaction, which stalled the partition for good; the next batch makes a fresh one (:meth:`_renew`)."""
         assert self.consumer is not None
-        committed = await self.consumer.committed(tp)
-        if committed is None:
-            await self.consumer.seek_to_beginning(tp)
-        else:
-            self.consumer.seek(tp, committed)
+        self.consumer.seek(tp, self.next_offset[tp.partition])
+        self.broken.add(tp.partition)
+        prod = self.producers.pop(tp.partition, None)
+        if prod is not None:
+            with contextlib.suppress(Exception):
+                await prod.stop()
+
+    async def _renew(self, tp: TopicPartition) -> bool:
+        """A fresh producer for a broken partition, as an assignment makes it: it fences the old transactional id
+        and the dedupe set and committed offset are read again. While the broker cannot answer, the partition
+        stays broken and rewound."""
+        try:
+            await self._assign(tp)
+        except Exception as exc:
+            log.warning("eos producer not renewed domain=%s partition=%s: %r", self.domain, tp.partition, exc)
+            assert self.consumer is not None
+            self.consumer.seek(tp, self.next_offset[tp.partition])
+            return False
+        self.broken.discard(tp.partition)
+        return True
 
     def _count(self, counts: dict[tuple[str, ...], int], seconds: float, n: int) -> None:
         """Metrics move only for committed transactions: an aborted batch is processed again."""
