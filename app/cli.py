@@ -97,12 +97,10 @@ def worker(create_topics: bool) -> None:
         report = asyncio.run(ensure_topics(settings, _catalog(settings)))
         for line in report.drift:
             logging.getLogger("switchyard").warning("topic drift: %s", line)
-    from faust.worker import Worker
-
+    from app.core.runtime import run_worker
     from app.main import create_app
 
-    runtime = create_app(settings)
-    Worker(runtime.app, loglevel=settings.log_level.lower(), quiet=True).execute_from_commandline()
+    run_worker(create_app(settings), settings.log_level)
 
 
 # ---- topics ----------------------------------------------------------------------------------------------------

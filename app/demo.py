@@ -126,7 +126,7 @@ def total(metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: s
 def run_demo(*, once: bool, timeout: float) -> int:
     base = Settings()
     catalog = load_catalog(base.catalog_file)
-    domains = [d for d in catalog.domains if _has_agents(catalog, d)]
+    domains = list(catalog.domains)
     # Beside the data dir (default .switchyard/demo): SWITCHYARD_DATA_DIR moves the demo's broker, CRM and logs too.
     root = base.data_dir.parent / "demo"
     say("Switchyard demo")
@@ -203,14 +203,6 @@ def _crm(url: str, metrics_url: str, metrics: dict[tuple[str, tuple[tuple[str, s
         f"\nCRM ({url}): {len(state.get('contacts', []))} contact(s), {len(state.get('meetings', []))} meeting(s)"
         f" after {sent} command(s); inspect with GET {url}/__admin/state"
     )
-
-
-def _has_agents(catalog: Catalog, name: str) -> bool:
-    try:
-        importlib.import_module(f"{catalog.domains[name].package}.agents")
-    except ModuleNotFoundError:
-        return False
-    return True
 
 
 def _wait_consumed(

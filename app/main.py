@@ -1,8 +1,8 @@
 """The Faust app "switchyard", built from settings, with every catalog domain discovered explicitly.
 
-A domain package is discovered from the catalog's ``domains:`` section: its ``agents.register(runtime)`` wires
-its agents and tables, its optional ``views.register(runtime)`` its HTTP endpoints. Adding a sixth domain is one
-package plus one catalog entry; nothing here changes.
+A domain package is discovered from the catalog's ``domains:`` section: its ``rules.RULES`` runs on the stage
+engine (the catalog's ``exactly_once`` flag picks the driver, :meth:`Runtime.register_domain`), its optional
+``views.register(runtime)`` adds HTTP endpoints. Adding a sixth domain is one package plus one catalog entry.
 """
 
 from __future__ import annotations
@@ -89,8 +89,7 @@ def discover(runtime: Runtime, domains: Catalog | None = None) -> list[str]:
     for name, entry in cat.domains.items():
         if wanted and name not in wanted:
             continue
-        agents = importlib.import_module(f"{entry.package}.agents")
-        agents.register(runtime)
+        runtime.register_domain(importlib.import_module(f"{entry.package}.rules").RULES)
         try:
             views = importlib.import_module(f"{entry.package}.views")
         except ModuleNotFoundError as exc:

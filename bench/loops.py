@@ -20,10 +20,11 @@ from app.core.clock import utc_now
 from app.core.codecs import encode_json
 from app.core.deadletter import deadletter_headers
 from app.core.dedupe import SeenIds
+from app.core.engine import encode_value, internal_error
 from app.core.errors import RecordError
 from app.core.kafka import producer
 from app.core.records import DomainRules, Emit, RawRecord, TableRule
-from app.core.runtime import encode_value, internal_error, normalize_headers
+from app.core.runtime import normalize_headers
 from app.settings import Settings
 from bench.kafka import consumer
 

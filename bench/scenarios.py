@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 import orjson
 
 from app.core.avro import SINGLE_OBJECT_MAGIC, decode_single_object
+from app.core.engine import encode_value
 from app.core.errors import RecordError
 from app.core.records import DomainRules, RawRecord
-from app.core.runtime import encode_value
 from bench.kafka import Rec
 
 NOW = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)

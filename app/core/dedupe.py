@@ -15,16 +15,25 @@ from collections.abc import MutableMapping
 from datetime import datetime
 
 
+def stamp(now: datetime) -> bytes:
+    """What a seen-ids entry holds: the time the id was marked, in seconds, as text."""
+    return f"{now.timestamp():.3f}".encode()
+
+
+def is_fresh(stamped: bytes | None, now: datetime, ttl_seconds: float) -> bool:
+    """Was an id marked (``stamped``) less than ``ttl_seconds`` before ``now``? Absent or expired: not seen."""
+    return stamped is not None and now.timestamp() - float(stamped) < ttl_seconds
+
+
 class SeenIds:
+    """Seen ids over any mapping (the plain loop of the benchmark keeps them in a dict)."""
+
     def __init__(self, table: MutableMapping[bytes, bytes], ttl_seconds: int) -> None:
         self._table = table
         self._ttl = ttl_seconds
 
     def seen(self, event_id: str, now: datetime) -> bool:
-        stamp = self._table.get(event_id.encode())
-        if stamp is None:
-            return False
-        return now.timestamp() - float(stamp) < self._ttl
+        return is_fresh(self._table.get(event_id.encode()), now, self._ttl)
 
     def mark(self, event_id: str, now: datetime) -> None:
-        self._table[event_id.encode()] = f"{now.timestamp():.3f}".encode()
+        self._table[event_id.encode()] = stamp(now)

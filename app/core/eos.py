@@ -19,17 +19,15 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import ProducerFenced, TopicAlreadyExistsError
 
-from app.core.deadletter import deadletter_headers
-from app.core.errors import RecordError
-from app.core.records import DomainRules, Emit, Processed, RawRecord
-from app.core.runtime import Runtime, encode_value, internal_error, normalize_headers
+from app.core.dedupe import stamp
+from app.core.records import DomainRules, RawRecord
+from app.core.runtime import Runtime, normalize_headers
 
 log = logging.getLogger("switchyard.eos")
 
@@ -57,6 +55,7 @@ class TransactionalStage:
     # ---- lifecycle -----------------------------------------------------------------------------------------
     def register(self) -> None:
         self.rt.app.task(self.run)
+        self.rt.lag_sources.append(self.lag)
 
     async def run(self) -> None:
         await self._ensure_seen_topic()
@@ -79,9 +78,10 @@ class TransactionalStage:
         try:
             while True:
                 batches = await self.consumer.getmany(timeout_ms=500, max_records=MAX_BATCH)
-                for tp, records in batches.items():
-                    if records:
-                        await self._process(tp, records)
+                # Each partition has its own transactional producer: their transactions commit side by side, so a
+                # fetch spanning six partitions waits for one commit round trip, not six in a row.
+                async with self.lock:
+                    await asyncio.gather(*(self._process(tp, recs) for tp, recs in batches.items() if recs))
         finally:
             await self._close()
 
@@ -168,7 +168,7 @@ class TransactionalStage:
             reader.assign([tp])
             end = (await reader.end_offsets([tp]))[tp]
             await reader.seek_to_beginning(tp)
-            horizon = time.time() - s.dedupe_ttl_seconds
+            horizon = self.rt.clock().timestamp() - s.dedupe_ttl_seconds
             while await reader.position(tp) < end:
                 for rec in (await reader.getmany(tp, timeout_ms=1000)).get(tp, []):
                     if rec.key is None:
@@ -182,123 +182,55 @@ class TransactionalStage:
 
     # ---- processing ----------------------------------------------------------------------------------------
     async def _process(self, tp: TopicPartition, fetched: list[Any]) -> None:
-        async with self.lock:
-            if tp.partition in self.broken and not await self._renew(tp):
-                return
-            prod = self.producers.get(tp.partition)
-            if prod is None:  # revoked while fetched
-                return
-            # A batch fetched before a rebalance that gave the partition back to us is processed, and then fetched
-            # again from the committed offset it started at: what a committed transaction already covered is
-            # skipped, or its dead letters would be written twice.
-            records = [r for r in fetched if r.offset >= self.next_offset[tp.partition]]
-            if not records:
-                return
-            seen = self.seen[tp.partition]
-            marked: dict[str, float] = {}
-            counts: dict[tuple[str, ...], int] = {}
-            accepted: list[tuple[Processed, RawRecord, datetime]] = []
-            started = time.perf_counter()
-            try:
-                async with prod.transaction():
-                    for rec in records:
-                        await self._one(prod, tp, rec, seen, marked, counts, accepted)
-                    await prod.send_offsets_to_transaction({tp: records[-1].offset + 1}, self.group_id)
-            except ProducerFenced:
-                self.rt.metrics.transactions.labels(self.domain, "abort").inc()
-                log.warning(
-                    "producer fenced domain=%s partition=%s: another worker owns it now",
-                    self.domain,
-                    tp.partition,
-                )
-                await self._drop_producers([tp.partition])
-                return
-            except Exception:
-                self.rt.metrics.transactions.labels(self.domain, "abort").inc()
-                log.exception(
-                    "transaction aborted domain=%s partition=%s; rewinding to the committed offset",
-                    self.domain,
-                    tp.partition,
-                )
-                await self._break(tp)
-                return
-            seen.update(marked)
-            self.next_offset[tp.partition] = records[-1].offset + 1
-            self._count(counts, time.perf_counter() - started, len(records))
-            for processed, raw, now in accepted:
-                self.rt._observe_lag(self.domain, processed.event_time, raw, now)
-
-    async def _one(
-        self,
-        prod: AIOKafkaProducer,
-        tp: TopicPartition,
-        rec: Any,
-        seen: dict[str, float],
-        marked: dict[str, float],
-        counts: dict[tuple[str, ...], int],
-        accepted: list[tuple[Processed, RawRecord, datetime]],
-    ) -> None:
-        raw = RawRecord(
-            rec.value,
-            rec.key,
-            normalize_headers(rec.headers),
-            rec.topic,
-            rec.partition,
-            rec.offset,
-            rec.timestamp,
-        )
+        """One transaction for one partition's batch. The caller holds the lock (a rebalance waits for it)."""
+        if tp.partition in self.broken and not await self._renew(tp):
+            return
+        prod = self.producers.get(tp.partition)
+        if prod is None:  # revoked while fetched
+            return
+        # A batch fetched before a rebalance that gave the partition back to us is processed, and then fetched
+        # again from the committed offset it started at: what a committed transaction already covered is
+        # skipped, or its dead letters would be written twice.
+        records = [raw_of(r) for r in fetched if r.offset >= self.next_offset[tp.partition]]
+        if not records:
+            return
+        seen = self.seen[tp.partition]
+        started = time.perf_counter()
         now = self.rt.clock()
+        step = self.rt.engine.stage_one(self.rules, records, lambda raw, event_id: event_id in seen, now)
+        marked = now.timestamp()
         try:
-            processed = self.rules.process(raw, now)
-            if processed.event_id in seen or processed.event_id in marked:
-                counts[("dedupe",)] = counts.get(("dedupe",), 0) + 1
-                return
-            emits = [self.rt.encoded(e) for e in self.rules.route(processed, now)]
-        except RecordError as err:
-            await self._deadletter(prod, raw, err, counts)
-            return
-        except Exception as exc:
-            log.exception(
-                "unexpected error in %s at %s[%s]@%s", self.domain, raw.topic, raw.partition, raw.offset
+            async with prod.transaction():
+                for e in step.emits:
+                    await prod.send(self.rt.wire_name(e.topic), e.value, key=e.key, headers=list(e.headers))
+                for raw, event_id in step.marks:
+                    await prod.send(
+                        self.seen_topic, stamp(now), key=event_id.encode(), partition=raw.partition
+                    )
+                await prod.send_offsets_to_transaction({tp: records[-1].offset + 1}, self.group_id)
+        except ProducerFenced:
+            self.rt.metrics.transactions.labels(self.domain, "abort").inc()
+            log.warning(
+                "producer fenced domain=%s partition=%s: another worker owns it now",
+                self.domain,
+                tp.partition,
             )
-            await self._deadletter(prod, raw, internal_error(exc, "validate"), counts)
+            await self._drop_producers([tp.partition])
             return
-        for e in emits:
-            await self._send(prod, e)
-        stamp = now.timestamp()
-        await prod.send(
-            self.seen_topic, f"{stamp:.3f}".encode(), key=processed.event_id.encode(), partition=tp.partition
-        )
-        marked[processed.event_id] = stamp
-        key = ("accepted", processed.event_type)
-        counts[key] = counts.get(key, 0) + 1
-        accepted.append((processed, raw, now))
-
-    async def _send(self, prod: AIOKafkaProducer, e: Emit) -> None:
-        key = e.key.encode() if isinstance(e.key, str) else e.key
-        await prod.send(
-            self.rt.settings.topic(e.topic), encode_value(e.value), key=key, headers=list(e.headers)
-        )
-        self.rt.metrics.outputs.labels(e.topic).inc()
-
-    async def _deadletter(
-        self, prod: AIOKafkaProducer, raw: RawRecord, err: RecordError, counts: dict[tuple[str, ...], int]
-    ) -> None:
-        dlq = self.rt.catalog.deadletter_topic(self.domain).name
-        headers = deadletter_headers(raw, err, self.rt.clock())
-        await prod.send(self.rt.settings.topic(dlq), raw.value, key=raw.key, headers=list(headers))
-        key = ("rejected", err.stage, err.code)
-        counts[key] = counts.get(key, 0) + 1
-        log.warning(
-            "dead-lettered domain=%s code=%s stage=%s path=%s source=%s[%s]@%s",
-            self.domain,
-            err.code,
-            err.stage,
-            err.path or "-",
-            raw.topic,
-            raw.partition,
-            raw.offset,
-        )
+        except Exception:
+            self.rt.metrics.transactions.labels(self.domain, "abort").inc()
+            log.exception(
+                "transaction aborted domain=%s partition=%s; rewinding to the committed offset",
+                self.domain,
+                tp.partition,
+            )
+            await self._break(tp)
+            return
+        seen.update((event_id, marked) for _, event_id in step.marks)
+        self.next_offset[tp.partition] = records[-1].offset + 1
+        self.rt.metrics.transactions.labels(self.domain, "commit").inc()
+        # Counted only once committed: an aborted batch is processed again, and counted then.
+        self.rt.accounting.stage_one(self.domain, step, time.perf_counter() - started, now)
 
     async def _break(self, tp: TopicPartition) -> None:
         """After a failed transaction: back to the offset after the last committed one, and drop the producer. One
@@ -326,21 +258,31 @@ class TransactionalStage:
         self.broken.discard(tp.partition)
         return True
 
-    def _count(self, counts: dict[tuple[str, ...], int], seconds: float, n: int) -> None:
-        """Metrics move only for committed transactions: an aborted batch is processed again."""
-        m = self.rt.metrics
-        m.transactions.labels(self.domain, "commit").inc()
-        m.events_in.labels(self.domain).inc(n)
-        m.last_event_time.labels(self.domain).set(time.time())
-        for key, c in counts.items():
-            if key[0] == "accepted":
-                m.events_accepted.labels(self.domain, key[1]).inc(c)
-            elif key[0] == "rejected":
-                m.events_rejected.labels(self.domain, key[1], key[2]).inc(c)
-                m.dlq_writes.labels(self.rt.catalog.deadletter_topic(self.domain).name).inc(c)
-            else:
-                m.dedupe_hits.labels(self.domain).inc(c)
-        m.processing_seconds.labels(self.domain).observe(seconds / max(n, 1))
+    def lag(self) -> list[tuple[str, int, int]]:
+        """(topic, partition, records behind) for every assigned partition: high watermark minus the offset after
+        the last committed transaction (what Kafka's ConsumerGroupCommand shows for this group)."""
+        if self.consumer is None:
+            return []
+        out = []
+        for tp in self.consumer.assignment():
+            high = self.consumer.highwater(tp)
+            committed = self.next_offset.get(tp.partition)
+            if high is not None and committed is not None:
+                out.append((tp.topic, tp.partition, max(high - committed, 0)))
+        return out
+
+
+def raw_of(rec: Any) -> RawRecord:
+    """An aiokafka ``ConsumerRecord`` as a :class:`RawRecord` (its timestamp is in milliseconds already)."""
+    return RawRecord(
+        rec.value,
+        rec.key,
+        normalize_headers(rec.headers),
+        rec.topic,
+        rec.partition,
+        rec.offset,
+        rec.timestamp,
+    )
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -47,22 +47,25 @@ def install_monitor(runtime: Runtime) -> None:
         m.ready.set(1 if is_ready(runtime) else 0)
         if memory is not None:
             m.table_memory_bytes.set(memory.usage_bytes())
-        consumer = getattr(app, "_consumer", None)
-        if consumer is None:
-            return
-        refetches = getattr(consumer, "refetches", 0)  # the guarded consumer's running count
-        m.consumer_refetches.inc(refetches - refetches_seen[0])
-        refetches_seen[0] = refetches
         m.consumer_lag.clear()
-        for tp in consumer.assignment():
-            try:
-                high = consumer.highwater(tp)
-            except Exception:  # not fetched yet for this partition
-                continue
-            committed = consumer._committed_offset.get(tp)
-            if high is None:
-                continue
-            m.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(high - (committed or 0), 0))
+        consumer = getattr(app, "_consumer", None)
+        if consumer is not None:
+            refetches = getattr(consumer, "refetches", 0)  # the guarded consumer's running count
+            m.consumer_refetches.inc(refetches - refetches_seen[0])
+            refetches_seen[0] = refetches
+            for tp in consumer.assignment():
+                try:
+                    high = consumer.highwater(tp)
+                except Exception:  # not fetched yet for this partition
+                    continue
+                committed = consumer._committed_offset.get(tp)
+                if high is None:
+                    continue
+                m.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(high - (committed or 0), 0))
+        # The worker's other consumer groups (exactly-once stages, the CRM sink) report the same series.
+        for source in runtime.lag_sources:
+            for topic, partition, behind in source():
+                m.consumer_lag.labels(topic, str(partition)).set(behind)
         for (domain, name), holder in runtime.tables.items():
             try:
                 m.table_keys.labels(f"{domain}.{name}").set(len(holder.table))

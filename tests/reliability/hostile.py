@@ -26,9 +26,9 @@ from typing import Any
 import orjson
 from hypothesis import strategies as st
 
+from app.core.engine import encode_value
 from app.core.errors import RecordError
 from app.core.records import EVENT_TYPE_HEADER, DomainRules, RawRecord, load_samples
-from app.core.runtime import encode_value
 from app.domains.appointments.generate import life_cycles
 from app.domains.appointments.rules import RULES as APPOINTMENTS
 from app.domains.lara.generate import valid_documents

@@ -87,7 +87,6 @@ class Recorder:
         self.waits: list[float] = []
         self.breaker: list[str] = []
         self.acks: list[float] = []
-        self.depths: list[int] = []
 
     def call(self, op: str, status: str) -> None:
         self.calls[(op, status)] += 1
@@ -106,9 +105,6 @@ class Recorder:
 
     def ack_latency(self, seconds: float) -> None:
         self.acks.append(seconds)
-
-    def queue_depth(self, depth: int) -> None:
-        self.depths.append(depth)
 
 
 def make_sink(
@@ -164,7 +160,6 @@ async def test_an_outage_and_rate_limits_lose_nothing_and_change_nothing() -> No
     assert len(hooks.acks) == len(commands) - len(refused) and all(
         a == pytest.approx(2.0) for a in hooks.acks
     )
-    assert hooks.depths[0] == len(commands) and hooks.depths[-1] == 0
 
 
 async def test_the_breaker_makes_the_sink_wait_not_drop() -> None:
@@ -275,7 +270,6 @@ async def test_prometheus_hooks_count_calls_commands_and_waits() -> None:
     assert value("switchyard_crm_batch_size_count") == 6 + 1
     assert value("switchyard_crm_rate_limit_wait_seconds_total") >= 10.0
     assert value("switchyard_crm_ack_seconds_count") == 24
-    assert value("switchyard_crm_queue_depth") == 0
 
 
 def test_retry_after_is_read_as_seconds_or_http_date() -> None:

@@ -28,6 +28,3 @@ class PrometheusHooks:
 
     def ack_latency(self, seconds: float) -> None:
         self.m.crm_ack_seconds.observe(seconds)
-
-    def queue_depth(self, depth: int) -> None:
-        self.m.crm_queue_depth.set(depth)

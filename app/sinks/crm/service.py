@@ -16,6 +16,7 @@ CRM's answer, scrubbed of the values we sent, in the error headers.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -62,9 +63,28 @@ class CrmSinkService:
         self.source = s.topic(runtime.catalog.get("crm.commands").name)
         self.dlq = s.topic(runtime.catalog.deadletter_topic("crm").name)
         self.group_id = f"{s.app_id}-crm-sink"
+        self.consumer: AIOKafkaConsumer | None = None
+        #: per partition, the offset after the last command applied or dead-lettered (this group's commit)
+        self.committed: dict[Any, int] = {}
 
     def register(self) -> None:
         self.rt.app.task(self.run)
+        self.rt.lag_sources.append(self.lag)
+
+    def lag(self) -> list[tuple[str, int, int]]:
+        """(topic, partition, commands behind) per assigned partition: high watermark minus this group's committed
+        offset, what Kafka's ConsumerGroupCommand shows. Their sum is ``switchyard_crm_queue_depth``: every command
+        not yet applied or dead-lettered, fetched or not."""
+        out: list[tuple[str, int, int]] = []
+        consumer = self.consumer
+        if consumer is None:
+            return out
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            if high is not None:
+                out.append((tp.topic, tp.partition, max(high - self.committed.get(tp, 0), 0)))
+        self.rt.metrics.crm_queue_depth.set(sum(behind for _, _, behind in out))
+        return out
 
     async def run(self) -> None:
         s = self.rt.settings
@@ -81,15 +101,22 @@ class CrmSinkService:
         producer = AIOKafkaProducer(**s.kafka_client_options(), acks="all", enable_idempotence=True)
         await consumer.start()
         await producer.start()
+        self.consumer = consumer
+        for tp in consumer.assignment():
+            self.committed[tp] = await consumer.committed(tp) or 0
         log.info("CRM sink started source=%s crm=%s group=%s", self.source, s.crm_base_url, self.group_id)
         try:
             while True:
                 records, offsets = await self._poll(consumer)
-                self.rt.metrics.crm_queue_depth.set(await self._lag(consumer))
+                for tp in consumer.assignment() - self.committed.keys():  # assigned since: where the group is
+                    self.committed[tp] = await consumer.committed(tp) or 0
                 if not records:
                     continue
+                started = time.perf_counter()
                 await self._handle(producer, records)
                 await consumer.commit(offsets)
+                self.committed.update(offsets)
+                self._account(len(records), time.perf_counter() - started)
         finally:
             await consumer.stop()
             await producer.stop()
@@ -113,6 +140,15 @@ class CrmSinkService:
             timeout = 20
         records.sort(key=lambda r: (r.partition, r.offset))
         return records, offsets
+
+    def _account(self, n: int, seconds: float) -> None:
+        """Events in and processing time of the sink's group, as the stage engine books its own (domain ``crm``)."""
+        m = self.rt.metrics
+        m.events_in.labels("crm").inc(n)
+        m.last_event_time.labels("crm").set(self.rt.clock().timestamp())
+        histogram = m.processing_seconds.labels("crm")
+        for _ in range(n):
+            histogram.observe(seconds)
 
     async def _handle(self, producer: AIOKafkaProducer, records: list[Any]) -> None:
         commands: list[CrmCommand] = []
@@ -159,13 +195,3 @@ class CrmSinkService:
             raw.offset,
         )
         return await producer.send(self.dlq, raw.value, key=raw.key, headers=headers)
-
-    @staticmethod
-    async def _lag(consumer: AIOKafkaConsumer) -> int:
-        """Commands on this worker's partitions not yet fetched: the sink's queue."""
-        total = 0
-        for tp in consumer.assignment():
-            high = consumer.highwater(tp)
-            if high is not None:
-                total += max(high - await consumer.position(tp), 0)
-        return total

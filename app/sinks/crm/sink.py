@@ -58,7 +58,6 @@ class SinkHooks(Protocol):
     def rate_limit_wait(self, seconds: float) -> None: ...
     def breaker_state(self, state: str) -> None: ...
     def ack_latency(self, seconds: float) -> None: ...
-    def queue_depth(self, depth: int) -> None: ...
 
 
 class NoHooks:
@@ -80,9 +79,6 @@ class NoHooks:
         return None
 
     def ack_latency(self, seconds: float) -> None:
-        return None
-
-    def queue_depth(self, depth: int) -> None:
         return None
 
 
@@ -133,7 +129,6 @@ class CrmSink:
         self._sleep = sleep
         self.breaker = CircuitBreaker(self.config.breaker_failures, self.config.breaker_reset)
         self.backoff = Backoff(self.config.backoff_base, self.config.backoff_cap, rng=rng or random.Random())
-        self._pending = 0
 
     def _batch_limit(self, op: CommandOp) -> int:
         return max(1, min(self.config.batch_size, self.adapter.batch_limit(op)))
@@ -141,14 +136,8 @@ class CrmSink:
     async def write(self, commands: Sequence[CrmCommand]) -> list[DeadLetter]:
         """Apply ``commands`` (in their order); the ones the CRM refused for good."""
         tally = _Tally()
-        self._pending += len(commands)
-        self.hooks.queue_depth(self._pending)
-        try:
-            for call in plan(commands, self._batch_limit, self.adapter.accepts):
-                await self._run_call(call, tally)
-        finally:
-            self._pending -= len(commands)
-            self.hooks.queue_depth(self._pending)
+        for call in plan(commands, self._batch_limit, self.adapter.accepts):
+            await self._run_call(call, tally)
         return tally.dead
 
     # --- one planned call ----------------------------------------------------------------------------------------

@@ -1,0 +1,161 @@
+"""The one stage engine's pure steps and its one metrics path, without a broker."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from prometheus_client import CollectorRegistry
+
+from app.core.deadletter import CODE, SOURCE_OFFSET, STAGE
+from app.core.engine import Accounting, Engine, Step
+from app.core.errors import ValidationFailed
+from app.core.metrics import Metrics
+from app.core.records import DomainRules, Emit, Folded, Processed, RawRecord, TableRule
+
+NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+
+
+def dl_topic(domain: str) -> str:
+    return f"{domain}.deadletter"
+
+
+def process(raw: RawRecord, now: datetime) -> Processed:
+    body = orjson.loads(raw.value or b"null")
+    if body.get("bad"):
+        raise ValidationFailed("n must be a number", code="SCHEMA-TYPE", path="/n")
+    if body.get("boom"):
+        raise KeyError("a bug")
+    return Processed(event_id=body["id"], event_type="t", payload=body, enriched=body)
+
+
+def route(processed: Processed, now: datetime) -> list[Emit]:
+    if processed.payload.get("route_boom"):
+        raise ZeroDivisionError
+    return [Emit("d.out", processed.event_id, processed.enriched)]
+
+
+RULES = DomainRules(name="d", process=process, route=route)
+
+
+def rec(offset: int, body: dict[str, Any], key: bytes | None = b"k", partition: int = 0) -> RawRecord:
+    return RawRecord(orjson.dumps(body), key, (), "d.raw", partition, offset)
+
+
+def test_stage_one_routes_dedupes_and_deadletters_in_order() -> None:
+    engine = Engine(dl_topic)
+    records = [
+        rec(0, {"id": "a"}),
+        rec(1, {"id": "a"}),  # the same event again in the batch
+        rec(2, {"id": "old"}),  # seen before the batch
+        rec(3, {"id": "b", "bad": True}),
+        rec(4, {"id": "c", "boom": True}),
+        rec(5, {"id": "d", "route_boom": True}),
+        rec(6, {"id": "e"}),
+    ]
+    step = engine.stage_one(RULES, records, lambda raw, event_id: event_id == "old", NOW)
+    assert [e.topic for e in step.emits] == ["d.out", "d.deadletter", "d.deadletter", "d.deadletter", "d.out"]
+    assert step.emits[0].key == b"a" and step.emits[0].value == b'{"id":"a"}'  # wire form: bytes
+    assert [event_id for _, event_id in step.marks] == ["a", "e"]
+    assert step.dedupe_hits == 2 and step.n == 7
+    codes = [(r.error.stage, r.error.code, r.raw.offset) for r in step.rejected]
+    # process() bugs are booked to validate, route() bugs to enrich, on every driver
+    assert codes == [
+        ("validate", "SCHEMA-TYPE", 3),
+        ("validate", "INTERNAL-ERROR", 4),
+        ("enrich", "INTERNAL-ERROR", 5),
+    ]
+    dead = dict(step.emits[1].headers)
+    assert dead[CODE] == b"SCHEMA-TYPE" and dead[STAGE] == b"validate" and dead[SOURCE_OFFSET] == b"3"
+    assert step.emits[1].value == records[3].value and step.emits[1].key == b"k"  # the record untouched
+
+
+def count_fold(state: Any, value: Any, now: datetime) -> Folded:
+    if value is None:
+        return Folded(None)
+    if value.get("bad"):
+        raise ValidationFailed("bad feed value", code="FEED-BAD")
+    total = (state or {"n": 0})["n"] + value["n"]
+    if value["n"] == 0:
+        return Folded(state, changed=False)
+    return Folded({"n": total}, emits=[Emit("d.snap", "k", {"n": total})])
+
+
+def test_fold_decodes_a_key_once_per_batch_and_writes_its_last_state() -> None:
+    engine = Engine(dl_topic)
+    reads: list[tuple[int, bytes]] = []
+
+    def state_of(partition: int, key: bytes) -> Any:
+        reads.append((partition, key))
+        return {"n": 10} if key == b"k" else None
+
+    rule = TableRule("totals", "d.feed", count_fold)
+    records = [
+        rec(7, {"n": 1}),
+        rec(8, {"n": 2}),
+        rec(9, {"n": 0}),
+        rec(10, {"bad": True}),
+        rec(11, {"n": 5}, key=b"other", partition=3),
+        rec(12, {"n": 1}, key=None),
+    ]
+    step = engine.fold("d", rule, records, state_of, NOW)
+    assert reads == [(0, b"k"), (3, b"other")]
+    assert {k: (w.partition, orjson.loads(w.value or b"null"), w.offset) for k, w in step.writes.items()} == {
+        b"k": (0, {"n": 13}, 8),
+        b"other": (3, {"n": 5}, 11),
+    }
+    assert step.outcomes == {"applied": 3, "unchanged": 1}
+    assert [r.error.code for r in step.rejected] == ["FEED-BAD", "FEED-NO-KEY"]
+    assert [orjson.loads(e.value) for e in step.emits if e.topic == "d.snap"] == [
+        {"n": 11},
+        {"n": 13},
+        {"n": 5},
+    ]
+
+
+def test_a_tombstone_deletes_the_key() -> None:
+    step = Engine(dl_topic).fold(
+        "d",
+        TableRule("totals", "d.feed", count_fold),
+        [RawRecord(None, b"k", (), "d.feed", 2, 4)],
+        lambda p, k: {"n": 1},
+        NOW,
+    )
+    assert step.writes[b"k"].value is None and step.writes[b"k"].partition == 2
+
+
+def test_accounting_is_one_path_for_every_driver() -> None:
+    metrics = Metrics(CollectorRegistry())
+    records = [rec(0, {"id": "a"}), rec(1, {"id": "a"}), rec(2, {"id": "b", "bad": True})]
+    step = Engine(dl_topic).stage_one(RULES, records, lambda raw, event_id: False, NOW)
+    Accounting(metrics, dl_topic).stage_one("d", step, 0.02, NOW)
+
+    def value(name: str, **labels: str) -> float:
+        return metrics.registry.get_sample_value(name, labels) or 0.0
+
+    assert value("switchyard_events_in_total", domain="d") == 3
+    assert value("switchyard_events_accepted_total", domain="d", event_type="t") == 1
+    assert value("switchyard_dedupe_hits_total", domain="d") == 1
+    assert (
+        value("switchyard_events_rejected_total", domain="d", stage="validate", error_code="SCHEMA-TYPE") == 1
+    )
+    assert value("switchyard_deadletter_writes_total", topic="d.deadletter") == 1
+    assert value("switchyard_outputs_total", topic="d.out") == 1
+    assert value("switchyard_outputs_total", topic="d.deadletter") == 0  # dead letters are counted as such
+    # every record waited for its batch: one observation each, of the batch's time
+    assert value("switchyard_processing_seconds_count", domain="d") == 3
+    assert value("switchyard_processing_seconds_sum", domain="d") == 3 * 0.02
+    # the injected clock, not the wall clock
+    assert value("switchyard_last_event_timestamp_seconds", domain="d") == NOW.timestamp()
+
+
+def test_an_empty_step_counts_nothing() -> None:
+    metrics = Metrics(CollectorRegistry())
+    Accounting(metrics, dl_topic).fold("d", "totals", Step())
+    assert (
+        metrics.registry.get_sample_value(
+            "switchyard_table_updates_total", {"table": "d.totals", "outcome": "applied"}
+        )
+        is None
+    )
