@@ -88,6 +88,13 @@ class SharedMemoryStore(RocksDBStore):
         self.use_rocksdict = True
         self.rocksdb_options = SharedMemoryOptions(memory, **(self.options or {}), use_rocksdict=True)
 
+    async def stop(self) -> None:
+        """Drop the partition handles; each closes as its last reference goes. Faust's own ``stop`` also runs a
+        full ``gc.collect()`` per table, which blocked the event loop ~0.7 s each: 13 tables made a SIGTERM take 11 s
+        of a Kubernetes grace period. Nothing here is held in reference cycles that only a collection would free."""
+        self.logger.info("Closing rocksdb on stop")
+        self._dbs.clear()
+
 
 def memory_of(app: Any) -> TableMemory | None:
     """The budget :func:`install` gave ``app``, if any."""
