@@ -26,6 +26,10 @@ from app.settings import Settings
 
 log = logging.getLogger("switchyard")
 
+#: The producer waits this long to fill a batch. Faust's default (0) sends a produce request per record as soon as
+#: the sender is free: under load that was 7 % of a worker's CPU in socket writes alone.
+PRODUCER_LINGER_SECONDS = 0.005
+
 
 def worker_id(settings: Settings) -> str:
     return settings.worker_id or f"{socket.gethostname()}-{settings.web_port}"
@@ -61,6 +65,8 @@ def build_faust_app(settings: Settings) -> faust.App:
         topic_replication_factor=settings.topic_replication,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        producer_linger=PRODUCER_LINGER_SECONDS,
+        producer_compression_type=settings.producer_options()["compression_type"],
         web_host=settings.web_host,
         web_bind=settings.web_host,
         web_port=settings.web_port,

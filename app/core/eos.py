@@ -121,6 +121,7 @@ class TransactionalStage:
     async def _assign(self, tp: TopicPartition) -> None:
         prod = AIOKafkaProducer(
             **self.rt.settings.kafka_client_options(),
+            **self.rt.settings.producer_options(),
             transactional_id=f"{self.group_id}-{tp.partition}",
             enable_idempotence=True,
             acks="all",

@@ -98,7 +98,9 @@ class CrmSinkService:
             max_poll_records=MAX_BATCH,
             max_poll_interval_ms=DAY_MS,
         )
-        producer = AIOKafkaProducer(**s.kafka_client_options(), acks="all", enable_idempotence=True)
+        producer = AIOKafkaProducer(
+            **s.kafka_client_options(), **s.producer_options(), acks="all", enable_idempotence=True
+        )
         await consumer.start()
         await producer.start()
         self.consumer = consumer
