@@ -108,7 +108,9 @@ def test_every_consumed_topic_has_a_lag_series_that_agrees_with_kafka(
             return (expected, seen) if covered and expected and expected.items() <= seen.items() else None
 
         try:
-            expected, seen = wait_until(agree, timeout=180, interval=2, what="Prometheus lag equal to Kafka's")
+            expected, seen = wait_until(
+                agree, timeout=180, interval=2, what="Prometheus lag equal to Kafka's"
+            )
         except TimeoutError as exc:
             raise AssertionError(f"Kafka's lag {last[0]} vs Prometheus's {last[1]}") from exc
     # The down CRM holds every command: the sink's lag is the whole topic, and the queue depth says the same.

@@ -89,4 +89,6 @@ def test_sigterm_mid_backlog_exits_promptly_and_loses_nothing(deployment: Deploy
     try:
         wait_until(all_there, timeout=180, interval=2, what="every session's enriched output")
     except TimeoutError as exc:
-        raise AssertionError(f"{len(missing)} of {len(want)} sessions missing, e.g. {sorted(missing)[:5]}") from exc
+        raise AssertionError(
+            f"{len(missing)} of {len(want)} sessions missing, e.g. {sorted(missing)[:5]}"
+        ) from exc
