@@ -220,8 +220,12 @@ class Compliance(BaseModel):
     time of the request there)."""
 
     memberKey: str
-    activeNow: bool | None = Field(description="null when no status is known, false between ranges")
-    currentStatus: TimelineEntry | None
+    activeNow: bool | None = Field(
+        description="null when no status is known; else true when some range covers now and none of those is "
+        "inactive (a concurrent suspension without isActiveMember is active, as the seed lists it)"
+    )
+    currentStatus: TimelineEntry | None = Field(description="the latest-starting range that covers now")
+    currentStatuses: list[TimelineEntry] = Field(description="every range that covers now, in time order")
     cycles: list[CycleCompliance]
     compliant: bool | None = Field(
         description="null until some live cycle has a verdict, then true only when every such verdict is met"

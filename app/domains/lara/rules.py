@@ -3,9 +3,8 @@
 The record type travels in header ``switchyard.event-type`` (one of :data:`EVENT_TYPES`; anything else is
 LARA-UNKNOWN-TYPE). Checks run in the order a fixer needs them: the seed's own rules (LARA-1000..1009, on ids
 and on how the user is named), then the shapes (SCHEMA-*), then the rules across fields: a range ending before
-it starts (LARA-1010) and, in a full status set, two entries with one id (LARA-1008) or two ranges that overlap
-(LARA-OVERLAP; overlaps that an update or a change would create are judged by the timeline fold, which alone
-knows the member's other ranges, see :mod:`app.domains.lara.state`).
+it starts (LARA-1010) and, in a full status set, two entries with one id (LARA-1008). Ranges may overlap: no
+rule of the seed forbids it (see :mod:`app.domains.lara.state` for what "active now" means then).
 
 Event id: no Lära record carries an id of its event (``cycleId`` or ``entryId`` name the *thing*, which is sent
 again whenever it changes), so every event id is the content hash of type and body. Keys: member records by
@@ -35,7 +34,6 @@ from app.core.validation import validate
 from app.domains.lara.checks import (
     INVALID_DATE,
     INVALID_ENTRY_ID,
-    OVERLAPPING_RANGES,
     UNKNOWN_TYPE,
     check,
     is_api_name,
@@ -65,7 +63,6 @@ from app.domains.lara.state import (
     CYCLES_FEED,
     STATUSES_FEED,
     TIMELINE_TABLE,
-    first_overlap,
     fold_compliance,
     fold_cycle,
     fold_timeline,
@@ -111,15 +108,7 @@ def _statuses(model: MemberStatuses) -> list[dict[str, Any]]:
                     "entryId appears twice in the set", code=INVALID_ENTRY_ID, path=f"/statuses/{i}/entryId"
                 )
             seen.add(status.entryId)
-    entries = [enrich_status(s) for s in model.statuses]
-    clash = first_overlap(entries)
-    if clash is not None:
-        raise ValidationFailed(
-            "status range overlaps an earlier range of the set",
-            code=OVERLAPPING_RANGES,
-            path=f"/statuses/{clash[1]}",
-        )
-    return entries
+    return [enrich_status(s) for s in model.statuses]
 
 
 def _enrich(event_type: str, model: Any, key: str | None, now: datetime) -> tuple[dict[str, Any], str]:

@@ -20,12 +20,11 @@ from app.domains.lara.state import COMPLIANCE_TABLE, TIMELINE_TABLE, compliance_
 COMPLIANCE_PATH = "/api/lara/members/{id}/compliance"
 TIMELINE_PATH = "/api/lara/members/{id}/timeline"
 
-_TIMELINE_FIELDS = ("memberKey", "revision", "entries", "rejected")
+_TIMELINE_FIELDS = ("memberKey", "revision", "entries")
 
 
 def timeline_view(state: dict[str, Any]) -> dict[str, Any]:
-    """The timeline as answered: entries in time order and the refused changes (event id, code, reason; no
-    values), so an operator can see why a change sent by Lära is not in the timeline."""
+    """The timeline as answered: entries in time order (concurrent ranges overlap), without bookkeeping."""
     return {f: state[f] for f in _TIMELINE_FIELDS}
 
 
