@@ -138,11 +138,7 @@ def wrong_timelines(w: Worker, history: History) -> list[str]:
     for key, entries in reference.items():
         r = w.get(member_path(TIMELINE_PATH, key))
         body = r.json() if r.status_code == 200 else None
-        if (
-            body is None
-            or body["memberKey"] != key
-            or body["entries"] != entries
-        ):
+        if body is None or body["memberKey"] != key or body["entries"] != entries:
             wrong.append(key)
     return wrong
 
