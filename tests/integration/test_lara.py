@@ -69,7 +69,9 @@ def member_path(template: str, key: str) -> str:
 
 
 def latest_per_key(d: Deployment, topic: str) -> dict[str, Any]:
-    return {r.key.decode(): json.loads(r.value) for r in read_all(d.settings, topic)}
+    """The last value of every key; a key whose last record is a tombstone is gone."""
+    latest = {r.key.decode(): json.loads(r.value) if r.value else None for r in read_all(d.settings, topic)}
+    return {k: v for k, v in latest.items() if v is not None}
 
 
 def differences(actual: dict[str, Any], expected: dict[str, Any]) -> list[str]:
@@ -181,6 +183,12 @@ def test_1000_status_changes_for_100_members_fold_to_the_reference(deployment: D
     )
     assert wrong_timelines(w, history) == []
     assert wrong_compliance(w, compliance) == []
+    # members known by custom field: linked ones joined their user, the others are visible and counted
+    assert {c["identity"] for c in compliance.values()} == {"user", "unresolved"}
+    for outcome in ("linked", "unresolved"):
+        assert w.metric("switchyard_table_updates_total", table="lara.identities", outcome=outcome) > 0, (
+            outcome
+        )
     for template in (TIMELINE_PATH, COMPLIANCE_PATH):
         assert w.get(member_path(template, "numero_membre:nobody")).status_code == 404
 

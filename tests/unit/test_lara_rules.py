@@ -25,16 +25,18 @@ from app.domains.lara.generate import (
     reference_timelines,
     valid_documents,
 )
-from app.domains.lara.rules import RULES, key_of, process, route
+from app.domains.lara.rules import RULES, custom_field_key, key_of, process, route
 from app.domains.lara.state import (
     COMPLIANCE_FEED,
     COMPLIANCE_TOPIC,
     CYCLES_FEED,
+    IDENTITIES_FEED,
     STATUSES_FEED,
     active_now,
     compliance_view,
     fold_compliance,
     fold_cycle,
+    fold_identity,
     fold_timeline,
 )
 
@@ -206,8 +208,14 @@ def test_every_sample_is_accepted_keyed_and_routed_to_its_feed() -> None:
         (emit,) = route(processed, NOW)
         if s.event_type in ("cycle", "period", "user_progress"):
             assert (emit.topic, emit.key) == (CYCLES_FEED, CYCLE_ID)
-        else:
+        elif (custom := custom_field_key(processed.enriched)) is None:
             assert (emit.topic, emit.key) == (STATUSES_FEED, processed.key)
+        else:  # names a custom field: the identity table links it to the user the record names, if any
+            assert (emit.topic, emit.key) == (IDENTITIES_FEED, custom)
+            assert (emit.value["userId"], emit.value["record"]) == (
+                processed.enriched["userId"],
+                processed.enriched,
+            )
 
 
 def test_cycle_names_per_language() -> None:
@@ -654,6 +662,8 @@ def pipeline(
             emit = queue.popleft()
             if emit.topic == COMPLIANCE_TOPIC:
                 snapshots[str(emit.key)] = emit.value
+                if emit.value is None:  # erased: a custom field's snapshot once it is linked to its user
+                    del snapshots[str(emit.key)]
                 continue
             rule = by_topic[emit.topic]
             table = tables[rule.name]
@@ -698,7 +708,114 @@ def test_history_has_what_it_claims(history: History) -> None:
 def test_history_folds_to_the_reference(history: History, dedupe: bool) -> None:
     tables, snapshots, wrong = pipeline(history.records, dedupe=dedupe)
     assert wrong == []
-    timelines = tables["status-timeline"]
+    timelines = {k: v for k, v in tables["status-timeline"].items() if v is not None}
     assert {k: v["entries"] for k, v in timelines.items()} == reference_timelines(history)
     assert sum(_overlaps(v["entries"]) for v in timelines.values()) > 0, "concurrent ranges were generated"
     assert snapshots == reference_compliance(history)
+    # members known by custom field: some linked to their user (credits joined), some still unresolved
+    custom_only = {k for k in history.truth.timelines if k.startswith("numero_membre:")}
+    identities = {k: v for k, v in tables["identities"].items() if len(k) == len("numero_membre:00000")}
+    assert custom_only <= set(identities)
+    linked = {v["userId"] for v in identities.values() if v["userId"] is not None}
+    assert linked and all(snapshots[u]["identity"] == "user" and snapshots[u]["cycles"] for u in linked)
+    assert all(snapshots[u]["activeNow"] is not None for u in linked)
+    unresolved = [k for k, v in identities.items() if v["userId"] is None]
+    assert unresolved and all(snapshots[k]["identity"] == "unresolved" for k in unresolved)
+
+
+# ---- identity: members named by custom field -----------------------------------------------------------------
+
+CUSTOM = {"customFieldAPIName": "member_status", "customFieldValue": "12345"}
+CUSTOM_KEY = "member_status:12345"
+
+
+def custom_record(event_type: str, *, user: str | None = None, **body: Any) -> dict[str, Any]:
+    """The identity feed value of a member record naming the custom field (and ``user`` too, when given)."""
+    return feed(run(event_type, {**CUSTOM, **({"userId": user} if user else {}), **body}))
+
+
+def test_an_unlinked_custom_field_is_kept_visible_and_unresolved() -> None:
+    value = custom_record("member_statuses", statuses=FULL)
+    assert (value["customKey"], value["userId"]) == (CUSTOM_KEY, None)
+    folded = fold_identity(None, value, NOW)
+    assert folded.outcome == "unresolved" and folded.state["userId"] is None
+    assert [(e.topic, e.key) for e in folded.emits] == [(STATUSES_FEED, CUSTOM_KEY)]
+    assert [p["eventId"] for p in folded.state["pending"]] == [value["record"]["eventId"]]
+    again = fold_identity(orjson.loads(orjson.dumps(folded.state)), value, NOW)
+    assert again.changed is False and again.outcome == "unresolved"  # redelivered: forwarded again, kept once
+
+
+def test_a_full_set_makes_the_pending_records_before_it_moot() -> None:
+    change = custom_record("member_status_change", status=status("Membre", "2024-03-01T00:00:00"))
+    full = custom_record("member_statuses", statuses=FULL)
+    state, _ = fold_all(fold_identity, [change, full])
+    assert [p["type"] for p in state["pending"]] == ["member_statuses"]
+
+
+def test_a_record_naming_the_user_links_the_custom_field_and_flushes_what_was_held() -> None:
+    held = [
+        custom_record("member_statuses", statuses=FULL),
+        custom_record("member_status_change", status=status("Suspension", "2024-03-01T00:00:00")),
+    ]
+    state, _ = fold_all(fold_identity, held)
+    link = custom_record("member_status_change", user=USER, status=status("Membre", "2024-05-01T00:00:00"))
+    assert link["userId"] == USER and link["record"]["memberKey"] == USER
+    folded = fold_identity(state, link, NOW)
+    assert folded.outcome == "linked" and folded.state["userId"] == USER and folded.state["pending"] == []
+    assert [(e.topic, e.key) for e in folded.emits] == [
+        (STATUSES_FEED, USER),
+        (STATUSES_FEED, USER),
+        (STATUSES_FEED, CUSTOM_KEY),  # the custom field's own timeline is erased: the member is the user now
+        (STATUSES_FEED, USER),
+    ]
+    flushed = [e.value for e in folded.emits if e.value is not None]
+    assert [v["eventId"] for v in flushed] == [
+        *(h["record"]["eventId"] for h in held),
+        link["record"]["eventId"],
+    ]
+    assert all(v["memberKey"] == v["userId"] == USER for v in flushed)
+    later = custom_record("member_status_change", status=status("Membre", "2024-09-01T00:00:00"))
+    forwarded = fold_identity(folded.state, later, NOW)
+    assert (forwarded.changed, forwarded.outcome) == (False, "forwarded")
+    assert [(e.topic, e.key, e.value["memberKey"]) for e in forwarded.emits] == [(STATUSES_FEED, USER, USER)]
+
+
+def _chain(*records: tuple[str, dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    generated = [GeneratedRecord(orjson.dumps(doc), b"k", t, ACCEPT, t) for t, doc in records]
+    tables, snapshots, wrong = pipeline(generated)
+    assert wrong == []
+    return tables, snapshots
+
+
+def test_a_member_named_by_custom_field_gets_their_credits_once_a_record_links_them() -> None:
+    """Progress names the user (memberId); statuses named the member by custom field only, so before the
+    identity table the two never met: the user had credits without statuses, the custom field the reverse."""
+    progress = sample("user_progress--getuserprogress")
+    assert progress["memberId"] == USER
+    cycle, period = (("cycle", sample("cycle--getlist")), ("period", sample("period--getperiodlist")))
+    statuses = ("member_statuses", {**CUSTOM, "statuses": FULL})
+    link = (
+        "member_status_update",
+        {
+            **CUSTOM,
+            "userId": USER,
+            "entryId": "uprlbtvuqNuwmncYPu1ljg%3d%3d",
+            "status": status("Inscription", "2018-01-01T00:00:00", "2019-01-01T00:00:00"),
+        },
+    )
+    _, before = _chain(cycle, period, ("user_progress", progress), statuses)
+    assert before[CUSTOM_KEY]["identity"] == "unresolved" and before[CUSTOM_KEY]["cycles"] == []
+    assert before[CUSTOM_KEY]["activeNow"] is True
+    assert before[USER]["activeNow"] is None  # credits, but no status: the member is not joined yet
+
+    tables, after = _chain(cycle, period, ("user_progress", progress), statuses, link)
+    assert CUSTOM_KEY not in after  # its snapshot was erased: the member is the user now
+    joined = after[USER]
+    assert (joined["identity"], joined["activeNow"]) == ("user", True)
+    assert [c["earnedCredits"] for c in joined["cycles"]] == [30.0]
+    assert [e["status"] for e in tables["status-timeline"][USER]["entries"]] == [
+        "Inscription",
+        "Inscription",
+        "Membre",
+    ]
+    assert tables["identities"][CUSTOM_KEY]["userId"] == USER

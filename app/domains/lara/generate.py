@@ -185,15 +185,18 @@ def _range(
     return out
 
 
-def user_fields(user: str) -> dict[str, Any]:
-    """How a record names ``user``: a member key ``numero_membre:<value>`` is named by the custom field only;
-    a user id comes with the custom field too, as in the seed (the id wins)."""
+def user_fields(user: str, *, linked_to: str | None = None) -> dict[str, Any]:
+    """How a record names ``user``: a member key ``numero_membre:<value>`` is named by the custom field only
+    (or, ``linked_to``, with that user id too: the record that links them); a user id comes with its own custom
+    field too, as in the seed (the id wins). A user's custom value has six digits, a custom-only member's
+    five, so the two never name one custom field."""
     if user.startswith(CUSTOM_FIELD + ":"):
-        return {"customFieldAPIName": CUSTOM_FIELD, "customFieldValue": user.split(":", 1)[1]}
+        named = {"customFieldAPIName": CUSTOM_FIELD, "customFieldValue": user.split(":", 1)[1]}
+        return {"userId": linked_to, **named} if linked_to else named
     return {
         "userId": user,
         "customFieldAPIName": CUSTOM_FIELD,
-        "customFieldValue": f"{zlib.crc32(user.encode()) % 10**5:05d}",
+        "customFieldValue": f"9{zlib.crc32(user.encode()) % 10**5:05d}",
     }
 
 
@@ -395,11 +398,20 @@ def _record(doc: dict[str, Any], event_type: str, key: str, label: str) -> Gener
 
 
 class _Member:
-    """One member's records, and the timeline they must produce, written side by side."""
+    """One member's records, and the timeline they must produce, written side by side.
+
+    A member known by custom field (``key`` ``numero_membre:<value>``) is a Lära user too (``user_id``), which
+    their records do not say, except one record at ``link_at`` (a change or update, counted from 0), when it
+    comes, that names both: from then on the member is that user. All of a member's raw records share one raw
+    key (``key``), so they stay in order."""
 
     def __init__(self, rng: random.Random, key: str, start: datetime) -> None:
         self.rng = rng
         self.key = key
+        custom = key.startswith(CUSTOM_FIELD + ":")
+        self.user_id = new_id(rng) if custom else key
+        self.link_at = rng.choice((0, 1, 3, None)) if custom else None
+        self.written = 0
         self.entries: list[dict[str, Any]] = []
         self.cursor = start
         self.records: list[GeneratedRecord] = []
@@ -412,6 +424,21 @@ class _Member:
         sent = _range(name, active, start, end, entry_id, open_end=self.rng.choice(("", None)))
         stored = _entry(name, active, _parse(sent["startDate"]), _when(sent["endDate"]), entry_id)
         return sent, stored
+
+    @property
+    def linked(self) -> bool:
+        return self.link_at is not None and self.written > self.link_at
+
+    @property
+    def resolved_key(self) -> str:
+        """The member key the tables end with: the user once linked, else the custom field."""
+        return self.user_id if self.linked or self.user_id == self.key else self.key
+
+    def _names(self) -> dict[str, Any]:
+        """How the next change or update names the member (the link record names the user too)."""
+        linking = self.link_at is not None and self.written == self.link_at
+        self.written += 1
+        return user_fields(self.key, linked_to=self.user_id if linking else None)
 
     def full_set(self) -> None:
         rng, first = self.rng, self.cursor
@@ -436,7 +463,7 @@ class _Member:
         self.entries.append(new)
         self.cursor = _when(new["endDate"]) or begins
         self.records.append(
-            _record({**user_fields(self.key), "status": sent}, MEMBER_STATUS_CHANGE, self.key, "change")
+            _record({**self._names(), "status": sent}, MEMBER_STATUS_CHANGE, self.key, "change")
         )
 
     def update(self) -> bool:
@@ -450,7 +477,7 @@ class _Member:
         name, active = self.rng.choice(list(STATUS_NAMES)), self.rng.choice((None, True, False))
         sent, new = self._sent(name, active, start, end, None)
         self.entries[i] = {**new, "entryId": old["entryId"]}
-        doc = {**user_fields(self.key), "entryId": old["entryId"], "status": sent}
+        doc = {**self._names(), "entryId": old["entryId"], "status": sent}
         self.records.append(_record(doc, MEMBER_STATUS_UPDATE, self.key, "update"))
         return True
 
@@ -479,7 +506,7 @@ class _Member:
         sent, new = self._sent(name, self.rng.choice((None, True, False)), start, None, None)
         self._close_active(_parse(sent["startDate"]), new["startDate"])
         self.entries.append(new)
-        doc = {**user_fields(self.key), "status": sent}
+        doc = {**self._names(), "status": sent}
         self.records.append(_record(doc, MEMBER_STATUS_CHANGE, self.key, "concurrent-change"))
         self.concurrent += 1
 
@@ -540,7 +567,7 @@ def member_history(
     queues: list[list[GeneratedRecord]] = []
     for person in people:
         assert person.cursor < now - timedelta(days=1), "history ran past now: fewer changes per member"
-        truth.timelines[person.key] = sorted(
+        truth.timelines[person.resolved_key] = sorted(
             person.entries, key=lambda e: (_parse(e["startDate"]), e["entryId"] or "")
         )
         queues.append(person.records)
@@ -565,7 +592,8 @@ def _cycles(
     rng: random.Random, truth: _Truth, people: list[_Member], now: datetime, count: int
 ) -> list[list[GeneratedRecord]]:
     """Per cycle: its record, three periods (past, current, next; the current one later re-sent with another
-    target) and the progress of every member named by user id, two or three versions each."""
+    target) and the progress of every member, which names their user id (also for members the status records
+    know by custom field), two or three versions each."""
     queues: list[list[GeneratedRecord]] = []
     units = ((2, 4), (24, 3), (104, 2))
     for c in range(count):
@@ -580,8 +608,6 @@ def _cycles(
         own: list[GeneratedRecord] = [_record(cycle, CYCLE, cycle_id, "cycle")]
         truth.cycles[cycle_id] = cycle
         for person in people:
-            if person.key.startswith(CUSTOM_FIELD + ":"):
-                continue
             completed = 0.0
             for _ in range(rng.randrange(2, 4)):
                 completed += float(rng.randrange(0, 25))
@@ -589,13 +615,13 @@ def _cycles(
                 doc = valid_progress(
                     rng,
                     cycle_id,
-                    person.key,
+                    person.user_id,
                     required=required,
                     completed=completed,
                     exempted=rng.choice((0.0, 4.0, 8.0)),
                 )
-                own.append(_record(doc, USER_PROGRESS, person.key, "progress"))
-                truth.progress[(person.key, cycle_id)] = doc
+                own.append(_record(doc, USER_PROGRESS, person.user_id, "progress"))
+                truth.progress[(person.user_id, cycle_id)] = doc
         # Periods land anywhere in the cycle's stream, before or after the progress they apply to; the
         # current one is re-sent later with another target, and that last version is the truth.
         truth.periods[cycle_id] = {}
@@ -630,10 +656,12 @@ def reference_compliance(history: History, now: datetime | None = None) -> dict[
     at = now or history.now
     truth = history.truth
     out: dict[str, dict[str, Any]] = {}
-    for key, entries in truth.timelines.items():
+    members = {*truth.timelines, *(m for m, _ in truth.progress)}
+    for key in sorted(members):
+        entries = truth.timelines.get(key)
         now_ranges = [
             e
-            for e in entries
+            for e in entries or []
             if (_when(e["startDate"]) or at) <= at and ((end := _when(e["endDate"])) is None or at < end)
         ]
         cycles = []
@@ -675,8 +703,11 @@ def reference_compliance(history: History, now: datetime | None = None) -> dict[
         verdicts = [c["compliant"] for c in cycles if c["compliant"] is not None]
         out[key] = {
             "memberKey": key,
-            # active while some range covers now and none of them says inactive
-            "activeNow": bool(now_ranges) and all(e["isActiveMember"] for e in now_ranges),
+            "identity": "unresolved" if ":" in key else "user",
+            # no timeline: None; else active while some range covers now and none of them says inactive
+            "activeNow": None
+            if entries is None
+            else bool(now_ranges) and all(e["isActiveMember"] for e in now_ranges),
             "currentStatus": now_ranges[-1] if now_ranges else None,
             "currentStatuses": now_ranges,
             "cycles": cycles,

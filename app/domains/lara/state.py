@@ -1,12 +1,28 @@
-"""Lära's three tables as pure folds, chained so that each is fed by a topic keyed by its own key.
+"""Lära's four tables as pure folds, chained so that each is fed by a topic keyed by its own key.
 
 ::
 
-    lara.raw --process/route--> lara.statuses.feed (member key) --fold_timeline--+
-             \\                                                                   +--> lara.compliance.feed
-              +-------------> lara.cycles.feed (cycle id) ----fold_cycle--------+      (member key)
-                                                                                         |
-                                                  lara.compliance <--fold_compliance-----+
+    lara.raw --process/route--> lara.identities.feed (custom field) --fold_identity--+
+             \\                                                                       v
+              +---------------> lara.statuses.feed (member key) ----fold_timeline----+
+               \\                                                                     +--> lara.compliance.feed
+                +-------------> lara.cycles.feed (cycle id) ------fold_cycle---------+      (member key)
+                                                                                              |
+                                                       lara.compliance <--fold_compliance-----+
+
+**Identity** (key: ``customFieldAPIName:customFieldValue``). A member record that names a custom field goes
+through this table; one naming the user only goes straight to the timeline. Progress names the user
+(``memberId``), so a member known to the status records by custom field alone would never meet their credits.
+A record naming both the user and the custom field *links* them (the seed's requests carry both): from then on
+every record of the custom field is forwarded to the user's timeline, re-keyed and renamed to the user. Before
+any link the member is **unresolved**: its records are forwarded under the custom-field key (so its timeline
+and compliance exist, marked ``identity: unresolved``, and count under outcome ``unresolved`` of
+``switchyard_table_updates_total{table="lara.identities"}``) and kept in ``pending`` (the last
+:data:`PENDING_KEPT`; a full status set makes the records before it moot). The link sends the pending records
+to the user's timeline in their order, then a tombstone for the custom-field timeline (its compliance snapshot
+is erased: the member now appears under the user), then the linking record. A later link to another user
+takes effect for later records. Records of one member stay in order only as far as their raw records share a
+partition (the same raw key), as everywhere in Switchyard.
 
 **Timeline** (key: member). Entries are status ranges ``[startDate, endDate)`` (``endDate`` null = open).
 Ranges may overlap: the seed's rules (codes 1000-1010) forbid none, and concurrent statuses are real (an open
@@ -67,6 +83,8 @@ from app.domains.lara.models import (
     USER_PROGRESS,
 )
 
+IDENTITY_TABLE = "identities"
+IDENTITIES_FEED = "lara.identities.feed"
 TIMELINE_TABLE = "status-timeline"
 CYCLE_TABLE = "cycles"
 COMPLIANCE_TABLE = "compliance"
@@ -76,6 +94,7 @@ COMPLIANCE_FEED = "lara.compliance.feed"
 COMPLIANCE_TOPIC = "lara.compliance"
 
 PROGRESS_IDS_KEPT = 4
+PENDING_KEPT = 100
 #: Event ids (16-character tags) of the member records a timeline applied last: far more than a crash can replay.
 APPLIED_KEPT = 32
 
@@ -120,6 +139,63 @@ def active_now(entries: Sequence[dict[str, Any]], at: datetime) -> bool:
     """Some range covers ``at`` and none of those says inactive (rule in the module docstring)."""
     ranges = covering(entries, at)
     return bool(ranges) and all(e["isActiveMember"] for e in ranges)
+
+
+# ---- identity ----------------------------------------------------------------------------------------------
+
+
+def is_custom_field_key(member_key: str) -> bool:
+    """A member key names a custom field (``api:value``); user ids (base64, maybe %-encoded) hold no ``:``."""
+    return ":" in member_key
+
+
+def _as_user(record: dict[str, Any], user: str) -> dict[str, Any]:
+    return {**record, "memberKey": user, "userId": user}
+
+
+def _pending_after(
+    pending: list[dict[str, Any]], record: dict[str, Any]
+) -> tuple[list[dict[str, Any]], bool]:
+    """Pending records with ``record`` added: a full set drops what it replaces; (kept, truncated)."""
+    if any(p["eventId"] == record["eventId"] for p in pending):
+        return pending, False
+    kept = [record] if record["type"] == MEMBER_STATUSES else [*pending, record]
+    return kept[-PENDING_KEPT:], len(kept) > PENDING_KEPT
+
+
+def fold_identity(state: Any, value: Any, now: datetime) -> Folded:
+    """Link a custom field to its user, or forward a record of it (rules in the module docstring)."""
+    if value is None:
+        if state is None:
+            return Folded(None, (), changed=False)
+        return Folded(None, [Emit(STATUSES_FEED, state["customKey"], None)])
+    custom, record, user = value["customKey"], value["record"], value["userId"]
+    current: dict[str, Any] = state or {
+        "customKey": custom,
+        "userId": None,
+        "pending": [],
+        "truncated": False,
+    }
+    if user is None and current["userId"] is not None:
+        return Folded(
+            state,
+            [Emit(STATUSES_FEED, current["userId"], _as_user(record, current["userId"]))],
+            changed=False,
+            outcome="forwarded",
+        )
+    if user is None:
+        pending, truncated = _pending_after(current["pending"], record)
+        new = {**current, "pending": pending, "truncated": current["truncated"] or truncated}
+        return Folded(
+            new, [Emit(STATUSES_FEED, custom, record)], changed=new != current, outcome="unresolved"
+        )
+    emits: list[Emit] = []
+    if user != current["userId"] and current["pending"]:
+        emits.extend(Emit(STATUSES_FEED, user, _as_user(p, user)) for p in current["pending"])
+        emits.append(Emit(STATUSES_FEED, custom, None))
+    emits.append(Emit(STATUSES_FEED, user, _as_user(record, user)))
+    new = {**current, "userId": user, "pending": []}
+    return Folded(new, emits, changed=new != current, outcome="linked" if new != current else "forwarded")
 
 
 # ---- timeline ----------------------------------------------------------------------------------------------
@@ -291,6 +367,7 @@ def compliance_view(state: dict[str, Any], now: datetime) -> dict[str, Any]:
     verdicts = [c["compliant"] for c in cycles if c["cycleLive"] and c["compliant"] is not None]
     return {
         "memberKey": state["memberKey"],
+        "identity": "unresolved" if is_custom_field_key(state["memberKey"]) else "user",
         "activeNow": active_now(timeline["entries"], now) if timeline else None,
         "currentStatus": statuses[-1] if statuses else None,
         "currentStatuses": statuses,
