@@ -118,7 +118,7 @@ def test_every_error_code_reaches_the_dead_letters_with_its_code(deployment: Dep
         what="rejected metric",
     )
     assert w.metric("switchyard_events_rejected_total", domain="lara", error_code="LARA-1010") == 1
-    for feed in ("lara.statuses.feed", "lara.cycles.feed"):
+    for feed in ("lara.identities.feed", "lara.statuses.feed", "lara.cycles.feed"):
         assert read_all(deployment.settings, feed) == []
 
 

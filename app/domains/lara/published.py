@@ -73,6 +73,7 @@ class IdentityRecord(BaseModel):
     """A member record that names a custom field, for the identity table: with ``userId`` it links the custom
     field to that user; without, it is forwarded to the user once linked, else kept unresolved."""
 
+    eventId: str = Field(description="the record's event id (as ``record.eventId``)")
     customKey: str = Field(description="customFieldAPIName:customFieldValue")
     userId: str | None = Field(
         description="the user the record names too, which links the custom field to it"

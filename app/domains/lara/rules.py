@@ -172,7 +172,12 @@ def route(processed: Processed, now: datetime) -> list[Emit]:
         custom = custom_field_key(enriched)
         if custom is None:
             return [Emit(STATUSES_FEED, processed.key, enriched)]
-        identity = {"customKey": custom, "userId": enriched["userId"], "record": enriched}
+        identity = {
+            "eventId": enriched["eventId"],
+            "customKey": custom,
+            "userId": enriched["userId"],
+            "record": enriched,
+        }
         return [Emit(IDENTITIES_FEED, custom, identity)]
     return [Emit(CYCLES_FEED, enriched["cycleId"], enriched)]
 
