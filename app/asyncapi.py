@@ -10,6 +10,14 @@ are its ``sent_by`` / ``received_by``. Models are found by name with importlib, 
 
 Model schemas go to ``components/schemas`` and payloads refer to them there: pydantic writes nested models as
 ``$ref: #/$defs/...``, which inside an embedded payload would point at the document's root, not the schema's.
+Two models of one class name (each domain has its ``Appointment`` or ``Question``) are named after their domain,
+``phoenix.Appointment``, never after the Python module pydantic would spell out.
+
+``servers`` describe the Kafka cluster of the deployment the document is generated for, from its settings
+(``SWITCHYARD_BROKER``, ``SWITCHYARD_SECURITY_PROTOCOL``, the SASL mechanism, a client certificate, the schema
+registry): one server per bootstrap address, named after ``SWITCHYARD_APP_ID``. Descriptions are Markdown (the
+AsyncAPI HTML template renders them): placeholders are written inside code spans, never as bare ``<name>``,
+which Markdown takes for an HTML tag and drops.
 ``tests/unit/test_asyncapi.py`` validates the document against the official AsyncAPI 3.0.0 JSON Schema, resolves
 every ``$ref`` in it, and checks what the domains actually emit against the payloads.
 """
@@ -29,6 +37,7 @@ from app.core import deadletter as dl
 from app.core.catalog import Catalog, TopicSpec, duration_ms
 from app.core.errors import ConfigError
 from app.core.paths import SCHEMAS_DIR
+from app.settings import Settings
 
 ASYNCAPI_VERSION = "3.0.0"
 KAFKA_BINDING_VERSION = "0.5.0"
@@ -57,7 +66,7 @@ _DEADLETTER_VALUE = (
 _AVRO_FRAMING = (
     "Avro single-object encoding (C3 01, the schema's 8-byte CRC-64-AVRO fingerprint, the binary body); with "
     "SWITCHYARD_SCHEMA_REGISTRY_URL set, the Confluent wire format instead (00, the 4-byte id the registry gave "
-    "the schema under subject <topic>-value, the binary body)."
+    "the schema under subject `<topic>-value`, the binary body)."
 )
 _TOMBSTONES = (
     "Records without a value (Kafka tombstones, not JSON null) are published on it: they erase the key."
@@ -92,7 +101,82 @@ def model_schemas(refs: Iterable[str]) -> tuple[dict[str, dict[str, Any]], dict[
         [(m, "validation") for m in dict.fromkeys(models.values())], ref_template=_SCHEMA_REF
     )
     payloads = {ref: dict(keys[(model, "validation")]) for ref, model in models.items()}
-    return payloads, dict(top.get("$defs", {}))
+    defs: dict[str, Any] = dict(top.get("$defs", {}))
+    names = {name: readable_name(name) for name in defs}
+    if len(set(names.values())) != len(names):
+        raise ConfigError(f"two catalog models would share a schema name: {sorted(names)}")
+    return _renamed(payloads, names), _renamed({names[k]: v for k, v in defs.items()}, names)
+
+
+def readable_name(name: str) -> str:
+    """A component name without a Python module path: pydantic names clashing models by their module
+    (``app__domains__phoenix__models__Appointment``); this is ``phoenix.Appointment`` (the package after
+    ``domains``, else the module, then the class)."""
+    if "__" not in name:
+        return name
+    *modules, cls = name.split("__")
+    owner = modules[modules.index("domains") + 1] if "domains" in modules[:-1] else modules[-1]
+    return f"{owner}.{cls}"
+
+
+def _renamed(node: Any, names: dict[str, str]) -> Any:
+    """``node`` with every ``$ref`` to a renamed component pointing at its new name."""
+    if isinstance(node, dict):
+        out = {k: _renamed(v, names) for k, v in node.items()}
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith(_SCHEMA_REF.format(model="")):
+            old = ref.removeprefix(_SCHEMA_REF.format(model=""))
+            out["$ref"] = _SCHEMA_REF.format(model=names.get(old, old))
+        return out
+    if isinstance(node, list):
+        return [_renamed(v, names) for v in node]
+    return node
+
+
+_SASL_SCHEMES = {"PLAIN": "plain", "SCRAM-SHA-256": "scramSha256", "SCRAM-SHA-512": "scramSha512"}
+
+
+def servers(settings: Settings) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(``servers``, ``components/securitySchemes``) of the deployment ``settings`` describe."""
+    secure = settings.security_protocol.endswith("SSL")
+    schemes: dict[str, Any] = {}
+    if settings.security_protocol.startswith("SASL"):
+        schemes["sasl"] = {
+            "type": _SASL_SCHEMES[settings.sasl_mechanism],
+            "description": f"SASL {settings.sasl_mechanism} (SWITCHYARD_SASL_USERNAME / _PASSWORD)",
+        }
+    if settings.security_protocol == "SSL" and settings.ssl_certfile is not None:
+        schemes["clientCertificate"] = {
+            "type": "X509",
+            "description": "mutual TLS: the client certificate of SWITCHYARD_SSL_CERTFILE",
+        }
+    binding: dict[str, Any] = {"bindingVersion": KAFKA_BINDING_VERSION}
+    if settings.schema_registry_url:
+        binding |= {"schemaRegistryUrl": settings.schema_registry_url, "schemaRegistryVendor": "confluent"}
+    hosts = [h.strip() for h in settings.broker.split(",") if h.strip()]
+    embedded = not hosts
+    common: dict[str, Any] = {
+        "protocol": "kafka-secure" if secure else "kafka",
+        "description": (
+            f"Kafka, security.protocol={settings.security_protocol}. "
+            + (
+                "No SWITCHYARD_BROKER is set: `switchyard demo` and the tests start an embedded KRaft broker "
+                "on a free loopback port; set SWITCHYARD_BROKER to document a real cluster."
+                if embedded
+                else "A bootstrap server of the cluster (SWITCHYARD_BROKER)."
+            )
+        ),
+        "bindings": {"kafka": binding},
+        **({"security": [{"$ref": f"#/components/securitySchemes/{n}"} for n in schemes]} if schemes else {}),
+    }
+    if embedded:
+        return {settings.app_id: {"host": "127.0.0.1", **common}}, schemes
+    named = (
+        {settings.app_id: hosts[0]}
+        if len(hosts) == 1
+        else {f"{settings.app_id}-{i}": h for i, h in enumerate(hosts, 1)}
+    )
+    return {name: {"host": host, **common} for name, host in named.items()}, schemes
 
 
 def _schema_file(spec: TopicSpec) -> dict[str, Any]:
@@ -194,9 +278,11 @@ def _operation(action: str, cid: str, who: str, address: str) -> dict[str, Any]:
     }
 
 
-def document(catalog: Catalog, *, topic_prefix: str = "") -> dict[str, Any]:
-    """The AsyncAPI 3.0 document of every catalog topic; ``topic_prefix`` is the deployment's
-    ``SWITCHYARD_TOPIC_PREFIX``, so channel addresses are the real Kafka topic names."""
+def document(catalog: Catalog, settings: Settings) -> dict[str, Any]:
+    """The AsyncAPI 3.0 document of every catalog topic for the deployment ``settings`` describe: its servers,
+    and channel addresses with its ``SWITCHYARD_TOPIC_PREFIX``, so they are the real Kafka topic names."""
+    topic_prefix = settings.topic_prefix
+    server_docs, security_schemes = servers(settings)
     models, schemas = model_schemas(ref for spec in catalog.topics.values() for ref in spec.model)
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
@@ -248,7 +334,12 @@ def document(catalog: Catalog, *, topic_prefix: str = "") -> dict[str, Any]:
             ),
         },
         "defaultContentType": "application/json",
+        "servers": server_docs,
         "channels": channels,
         "operations": operations,
-        "components": {"schemas": schemas, "messages": messages},
+        "components": {
+            "schemas": schemas,
+            "messages": messages,
+            **({"securitySchemes": security_schemes} if security_schemes else {}),
+        },
     }

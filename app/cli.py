@@ -411,11 +411,12 @@ def crm_reference(host: str, port: int, db: str, limit: int, window: float) -> N
 
 @main.command()
 def asyncapi() -> None:
-    """Print the AsyncAPI 3.0 document of every catalog topic (addresses with SWITCHYARD_TOPIC_PREFIX)."""
+    """Print the AsyncAPI 3.0 document of every catalog topic: servers from SWITCHYARD_BROKER and its security
+    settings, addresses with SWITCHYARD_TOPIC_PREFIX."""
     from app.asyncapi import document
 
     settings = _settings()
-    _echo_json(document(_catalog(settings), topic_prefix=settings.topic_prefix))
+    _echo_json(document(_catalog(settings), settings))
 
 
 @main.command()

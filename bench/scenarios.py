@@ -125,8 +125,9 @@ SCENARIOS: dict[str, Scenario] = {
             "Lära LMS records (~0.2 KB), stage one + timeline, cycle and compliance folds",
             _lara,
             # Lära has no output topic: the feeds are the only record every accepted event gets, and they
-            # carry its eventId (the compliance snapshots name the member, not the event)
-            ("lara.statuses.feed", "lara.cycles.feed"),
+            # carry its eventId (the compliance snapshots name the member, not the event); member records that
+            # name a custom field go to the identities feed first
+            ("lara.identities.feed", "lara.statuses.feed", "lara.cycles.feed"),
         ),
     )
 }

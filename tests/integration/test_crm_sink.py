@@ -6,9 +6,11 @@ same calls per window as production, a window of seconds instead of a minute).
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
+from app.core import deadletter as dl
+from app.core.paths import SAMPLES_DIR
+from app.domains.appointments.views import APPOINTMENT_PATH
 from app.sinks.crm.benchmark import TOKEN, generate_commands
 from app.sinks.crm.commands import CrmCommand
 from app.sinks.crm.model import expected_state, normalize_state
@@ -147,3 +152,84 @@ def test_a_sink_killed_mid_batch_and_restarted_reaches_the_same_state(
     w.kill()
     deployment.worker().start()
     wait_until(lambda: converged(crm, want), timeout=240, interval=1.0, what="state after the kill")
+
+
+# ---- an e-mail the seed allows and the CRM cannot hold -------------------------------------------------------
+
+
+def _appointment(appointment_id: str, event_id: str, **customer: Any) -> bytes:
+    doc = json.loads((SAMPLES_DIR / "appointments" / "reschedule-by-customer.json").read_bytes())
+    doc["id"] = event_id
+    doc["data"]["appointment"]["id"] = appointment_id
+    found = next(p for p in doc["data"]["appointment"]["participants"] if p["type"] == "CUSTOMER")
+    found["customer"].update(customer)
+    return json.dumps(doc).encode()
+
+
+def test_an_appointment_whose_email_the_crm_cannot_hold_is_kept_and_only_its_commands_dead_lettered(
+    kafka_bootstrap: str, tmp_path: Path, crm: Crm
+) -> None:
+    """Seed: e-mails up to 320 characters; CRM: ids up to 255. Both appointments reach appointments.enriched and
+    the table; the one with an external id reaches the CRM under it, the one with no id that fits leaves its two
+    commands on crm.deadletter (CRM-ID-TOO-LONG, no HTTP status: they never reached the CRM)."""
+    d = Deployment(
+        kafka_bootstrap,
+        f"aptcrm{uuid.uuid4().hex[:8]}",
+        tmp_path,
+        SWITCHYARD_DOMAINS="appointments,crm",
+        SWITCHYARD_CRM_BASE_URL=crm.url,
+        SWITCHYARD_CRM_TOKEN=TOKEN,
+        SWITCHYARD_CRM_RATE_LIMIT_CALLS=str(LIMIT),
+        SWITCHYARD_CRM_RATE_LIMIT_WINDOW_SECONDS=str(WINDOW),
+    )
+    try:
+        d.cli("topics", "create")
+        w = d.worker().start()
+        by_external = "e" * 290 + "@mail.example.org"
+        nothing_fits = "n" * 300 + "@mail.example.org"
+        produce(
+            d.settings,
+            "appointments.raw",
+            [
+                (b"apt-long-1", _appointment("apt-long-1", "wh-long-1", email=by_external), []),
+                (
+                    b"apt-long-2",
+                    _appointment("apt-long-2", "wh-long-2", email=nothing_fits, externalId=None, id=None),
+                    [],
+                ),
+            ],
+        )
+        dead = wait_until(
+            lambda: len(recs := read_all(d.settings, "crm.deadletter")) >= 2 and recs,
+            timeout=90,
+            what="two CRM dead letters",
+        )
+        assert len(dead) == 2
+        commands = [CrmCommand.model_validate_json(r.value) for r in dead]
+        assert sorted(c.op for c in commands) == ["activity.upsert", "contact.upsert"]
+        assert {c.contact_id for c in commands} == {nothing_fits}
+        for r in dead:
+            headers = dict(r.headers)
+            assert headers[dl.CODE] == b"CRM-ID-TOO-LONG" and headers[dl.STAGE] == b"sink"
+            assert headers[dl.SOURCE_TOPIC] == d.topic("crm.commands").encode()
+            assert "switchyard.crm.status" not in headers
+            assert nothing_fits.encode() not in headers[dl.MESSAGE]
+
+        enriched = {
+            json.loads(r.value)["appointment_id"] for r in read_all(d.settings, "appointments.enriched")
+        }
+        assert enriched == {"apt-long-1", "apt-long-2"}
+        for appointment in ("apt-long-1", "apt-long-2"):
+            assert w.get(APPOINTMENT_PATH.format(appointmentId=appointment)).status_code == 200
+
+        def crm_has_the_contact_by_external_id() -> bool:
+            state = normalize_state(crm.admin("state"))
+            return any(
+                c["properties"].get("external_id") == "CRM-CUST-55120" for c in state["contacts"]
+            ) and any(m["contacts"] == [[["external_id", "CRM-CUST-55120"]]] for m in state["meetings"])
+
+        wait_until(crm_has_the_contact_by_external_id, timeout=60, what="the contact under its external id")
+        state = normalize_state(crm.admin("state"))
+        assert not any(by_external in json.dumps(c) for c in state["contacts"])
+    finally:
+        d.stop_all()

@@ -232,7 +232,7 @@ def check_pismo(d: Deployment, w: Worker, mix: Mix) -> Tally:
     wrong = [
         phase
         for phase, counts in reference_phase_counts(mix.pismo).items()
-        if (r := w.get(PHASE_PATH.format(phase_id=phase))).status_code != 200
+        if (r := w.get(PHASE_PATH.format(phase_key=phase))).status_code != 200
         or r.json()["by_operation"] != counts
     ]
     if wrong:

@@ -1,7 +1,8 @@
 """Found by the SIGKILL scenario: after a crash the statuses feed replays a stretch the timeline had already
 folded (the table's changelog is ahead of the committed offsets). A status change replayed over the later change
 that closed its range read as an overlap and was recorded as a rejection, so members showed refusals they never
-had. The replayed stretch must leave the timeline exactly as it was.
+had; with overlapping ranges allowed, it would close a range again and add its own a second time. The replayed
+stretch must leave the timeline exactly as it was.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ def test_a_replayed_stretch_of_status_changes_changes_nothing() -> None:
     second = member_record("member_status_change", status=status("Membre", "2024-09-01T00:00:00"))
     stretch = [member_record("member_statuses", statuses=FULL), first, second]
     state, _ = fold_all(fold_timeline, stretch)
-    assert state["rejected"] == []
+    assert state["revision"] == 3
 
     replayed, again = fold_all(fold_timeline, stretch[1:], state)
     assert replayed == state

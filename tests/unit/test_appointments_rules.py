@@ -251,6 +251,62 @@ def test_customer_without_email_is_matched_by_external_id_then_id() -> None:
     )
 
 
+def _with_customer(doc: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    out = copy.deepcopy(doc)
+    customer = next(p for p in out["data"]["appointment"]["participants"] if p["type"] == "CUSTOMER")
+    customer["customer"].update(fields)
+    return out
+
+
+def _email(length: int) -> str:
+    return "c" * (length - len("@mail.example.org")) + "@mail.example.org"
+
+
+@pytest.mark.parametrize("length", [256, 300, 320])
+def test_an_email_the_crm_cannot_hold_keeps_the_appointment_and_names_the_contact_by_external_id(
+    length: int,
+) -> None:
+    """The seed allows e-mails of 320 characters; the CRM holds ids of 255. The appointment is enriched (and so
+    published and stored); its contact is named by the customer's external id, without the e-mail."""
+    email = _email(length)
+    e = enriched(_with_customer(sample("reschedule-by-customer"), email=email))
+    assert e["customer"]["email"] == email
+    upsert, activity = commands(e)
+    assert (upsert.id_property, upsert.contact_id) == ("external_id", "CRM-CUST-55120")
+    assert "email" not in upsert.properties
+    assert (activity.contact_id, activity.activity_id) == ("CRM-CUST-55120", APPOINTMENT_ID)
+    state, emits = fold_all([e])
+    assert state["appointment_id"] == APPOINTMENT_ID
+    assert [c.contact_id for c in (CrmCommand.model_validate(x.value) for x in emits)] == [
+        "CRM-CUST-55120"
+    ] * 2
+
+
+def test_an_email_of_255_still_names_the_contact() -> None:
+    email = _email(255)
+    upsert, _ = commands(enriched(_with_customer(sample("reschedule-by-customer"), email=email)))
+    assert (upsert.id_property, upsert.contact_id, upsert.properties["email"]) == ("email", email, email)
+
+
+def test_without_an_id_the_crm_can_hold_the_commands_still_name_the_customer_for_the_sink_to_refuse() -> None:
+    """Nothing fits: the appointment is kept and the commands carry the e-mail; the CRM sink dead-letters them
+    (CRM-ID-TOO-LONG, tested in test_crm_sink)."""
+    email = _email(320)
+    doc = _with_customer(sample("reschedule-by-customer"), email=email, externalId=None, id="i" * 300)
+    upsert, activity = commands(enriched(doc))
+    assert (upsert.id_property, upsert.contact_id, activity.contact_id) == ("email", email, email)
+
+
+def test_an_appointment_id_the_crm_cannot_hold_is_still_enriched() -> None:
+    doc = copy.deepcopy(sample("reschedule-by-customer"))
+    doc["data"]["appointment"]["id"] = "a" * 256
+    e = enriched(doc)
+    assert e["appointment_id"] == "a" * 256
+    upsert, activity = commands(e)
+    assert upsert.contact_id == "lotte.jansen@mail.example.org"
+    assert activity.activity_id == "a" * 256
+
+
 def test_no_customer_no_commands() -> None:
     assert crm_commands(enriched(sample("accept-seed-example"))) == []
 

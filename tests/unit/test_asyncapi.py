@@ -1,7 +1,12 @@
 """``switchyard asyncapi``: a valid AsyncAPI 3.0 document that says what the worker really does.
 
-Three things are held here. The document is valid against the official AsyncAPI 3.0.0 JSON Schema (vendored in
-``tests/fixtures/asyncapi/``, resolved offline) and every ``$ref`` in it resolves. Every catalog topic has a
+Four things are held here. The document is valid for the official tooling: the official parser
+(``@asyncapi/parser``, installed from the npm registry into ``tests/asyncapi_official/`` on first use) reports no
+error and no warning, it is valid against the official AsyncAPI 3.0.0 JSON Schema (vendored in
+``tests/fixtures/asyncapi/``, resolved offline), and every ``$ref`` in it resolves. What a reader sees is right:
+every description survives CommonMark rendering (the HTML template renders them as Markdown: no ``<name>`` read as
+an HTML tag, no paragraph indented into a code block), schema names carry no Python module path, and the servers
+are the deployment's. Every catalog topic has a
 payload and the operations the worker's code implies (raw topics and table feeds are consumed, webhook raw
 topics are also produced by the ingress, everything the rules emit is produced). And the values the domains
 emit for their seed samples and for generated traffic validate against the published payloads, with no
@@ -13,7 +18,12 @@ from __future__ import annotations
 import copy
 import importlib
 import json
+import os
 import random
+import re
+import shutil
+import subprocess
+import tempfile
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -27,11 +37,12 @@ import orjson
 import pytest
 from click.testing import CliRunner
 from jsonschema.exceptions import best_match
+from markdown_it import MarkdownIt
 from referencing import Registry, Resource
 from referencing.exceptions import NoSuchResource
 from referencing.jsonschema import DRAFT202012
 
-from app.asyncapi import channel_id, document
+from app.asyncapi import channel_id, document, readable_name
 from app.cli import main
 from app.core import deadletter as dl
 from app.core.avro import catalog_schema, decode_single_object
@@ -39,8 +50,12 @@ from app.core.catalog import Catalog, load_catalog
 from app.core.codecs import encode_json
 from app.core.errors import RecordError
 from app.core.records import DomainRules, Emit, Headers, RawRecord
+from app.settings import Settings
 
 ASYNCAPI_SCHEMA = Path(__file__).resolve().parents[1] / "fixtures" / "asyncapi" / "3.0.0.json"
+OFFICIAL_PARSER = Path(__file__).resolve().parents[1] / "asyncapi_official"
+#: the settings ``doc()`` is generated for; init arguments win over SWITCHYARD_* variables of the test run
+DEFAULT_SETTINGS: dict[str, Any] = {"broker": "", "topic_prefix": "", "security_protocol": "PLAINTEXT"}
 DOC_URI = "urn:switchyard:asyncapi"
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 #: about this many generated raw records per domain on top of its seed samples
@@ -54,7 +69,7 @@ def catalog() -> Catalog:
 
 @cache
 def doc() -> dict[str, Any]:
-    return document(catalog())
+    return document(catalog(), Settings(**DEFAULT_SETTINGS))
 
 
 def _refuse(uri: str) -> Resource[Any]:
@@ -93,7 +108,7 @@ def operations_of(name: str) -> set[str]:
 
 def test_every_catalog_topic_is_a_channel_with_an_operation_and_a_message() -> None:
     cat = load_catalog()
-    doc = document(cat)
+    doc = document(cat, Settings(**DEFAULT_SETTINGS))
     assert doc["asyncapi"].startswith("3.")
     addresses = {c["address"] for c in doc["channels"].values()}
     assert addresses == set(cat.topics)
@@ -124,6 +139,172 @@ def test_the_validation_catches_an_invalid_document() -> None:
     broken = copy.deepcopy(doc())
     broken["channels"]["pismo_raw"]["bindings"]["kafka"]["topicConfiguration"]["cleanup.policy"] = ["keep"]
     assert asyncapi_errors(broken)
+
+
+# ---- the official parser ----------------------------------------------------------------------------------
+
+
+@cache
+def official_parser() -> tuple[str, Path]:
+    """(node, the validating script); ``npm ci`` installs the pinned ``@asyncapi/parser`` on first use."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        pytest.fail("node and npm are needed to run the official AsyncAPI parser (Debian: nodejs, npm)")
+    if not (OFFICIAL_PARSER / "node_modules" / "@asyncapi" / "parser" / "package.json").is_file():
+        subprocess.run(
+            [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=OFFICIAL_PARSER,
+            check=True,
+            timeout=600,
+            env={**os.environ, "SCARF_ANALYTICS": "false"},
+        )
+    return node, OFFICIAL_PARSER / "validate.mjs"
+
+
+def official_diagnostics(document_: dict[str, Any]) -> list[dict[str, Any]]:
+    """``Parser().validate(document)`` of ``@asyncapi/parser``: every diagnostic (severity 0 error, 1 warning,
+    2 information, 3 hint)."""
+    node, script = official_parser()
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
+        json.dump(document_, f)
+        f.flush()
+        run = subprocess.run([node, str(script), f.name], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    found: list[dict[str, Any]] = json.loads(run.stdout)
+    return found
+
+
+def errors_and_warnings(document_: dict[str, Any]) -> list[str]:
+    return [
+        f"{d['code']} at /{'/'.join(map(str, d['path']))}: {d['message']}"
+        for d in official_diagnostics(document_)
+        if d["severity"] <= 1
+    ]
+
+
+CLUSTERS: dict[str, dict[str, Any]] = {
+    "embedded": DEFAULT_SETTINGS,
+    "sasl-ssl-cluster-with-registry": {
+        **DEFAULT_SETTINGS,
+        "broker": "kafka-1.internal:9093,kafka-2.internal:9093",
+        "security_protocol": "SASL_SSL",
+        "schema_registry_url": "https://registry.internal:8081",
+        "topic_prefix": "prod.",
+    },
+    "mutual-tls": {
+        **DEFAULT_SETTINGS,
+        "broker": "kafka.internal:9094",
+        "security_protocol": "SSL",
+        "ssl_certfile": "/etc/switchyard/client.pem",
+    },
+}
+
+
+@pytest.mark.parametrize("cluster", sorted(CLUSTERS))
+def test_the_official_parser_reports_no_error_and_no_warning(cluster: str) -> None:
+    found = errors_and_warnings(document(catalog(), Settings(**CLUSTERS[cluster])))
+    assert found == [], "\n".join(found[:20])
+
+
+def test_the_official_parser_really_checks_the_document() -> None:
+    """Guards the test above: a dangling reference and an AsyncAPI 2 action are errors for the parser."""
+    broken = copy.deepcopy(doc())
+    broken["components"]["messages"]["crm_commands"]["payload"] = {"$ref": "#/components/schemas/Nowhere"}
+    next(iter(broken["operations"].values()))["action"] = "publish"
+    assert any(d["severity"] == 0 for d in official_diagnostics(broken))
+
+
+# ---- what a reader of the rendered document sees -----------------------------------------------------------
+
+
+def _descriptions(node: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "description" and isinstance(value, str):
+                yield path or "/", value
+            yield from _descriptions(value, f"{path}/{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _descriptions(value, f"{path}/{i}")
+
+
+_MARKDOWN = MarkdownIt("commonmark")  # raw HTML enabled, as CommonMark and marked have it
+
+
+def markdown_losses(text: str) -> list[str]:
+    """What rendering ``text`` as CommonMark would hide or garble: a ``<...>`` taken for raw HTML (sanitised
+    away by the HTML template, or swallowed by a browser) and indented lines turned into a code block."""
+    found = []
+    for token in _MARKDOWN.parse(text):
+        children = token.children or []
+        for t in [token, *children]:
+            if t.type in ("html_inline", "html_block"):
+                found.append(f"raw HTML {t.content.strip()!r}")
+            elif t.type == "code_block":
+                found.append(f"indented code block {t.content[:60]!r}")
+    return found
+
+
+def test_every_description_survives_markdown_rendering() -> None:
+    for cluster in CLUSTERS.values():
+        losses = {
+            path: lost
+            for path, text in _descriptions(document(catalog(), Settings(**cluster)))
+            if (lost := markdown_losses(text))
+        }
+        assert losses == {}
+
+
+def test_the_markdown_check_sees_what_the_renderer_loses() -> None:
+    """Guards the test above with the defects it was written for."""
+    assert markdown_losses("subject <topic>-value") == ["raw HTML '<topic>'"]
+    assert markdown_losses("<previous status or NONE>-><status>") != []
+    assert markdown_losses("First line.\n\n    Second paragraph, indented.") != []
+    assert markdown_losses("subject `<topic>-value`, e.g. `NONE->ACCEPTED`") == []
+
+
+def test_schema_names_are_model_names_not_python_module_paths() -> None:
+    schemas = doc()["components"]["schemas"]
+    assert {"phoenix.Appointment", "appointments.Appointment", "vome.Question", "CrmCommand"} <= set(schemas)
+    for name in schemas:
+        assert (
+            re.fullmatch(r"[A-Za-z0-9.\-_]+", name)
+            and "__" not in name
+            and not name.startswith(("app.", "app_"))
+        ), name
+    assert readable_name("app__domains__phoenix__models__Appointment") == "phoenix.Appointment"
+    assert readable_name("CrmCommand") == "CrmCommand"
+
+
+def test_the_crm_command_description_names_only_fields_it_has() -> None:
+    """A producer following the description must not be refused by the closed schema."""
+    schema = doc()["components"]["schemas"]["CrmCommand"]
+    named = set(re.findall(r"``([A-Za-z_][A-Za-z0-9_]*)``", schema["description"]))
+    assert named and named <= set(schema["properties"]), named - set(schema["properties"])
+    assert schema.get("additionalProperties") is False
+
+
+def test_servers_are_the_deployment_s_bootstrap_servers_with_their_security() -> None:
+    embedded = doc()["servers"]
+    assert list(embedded) == ["switchyard"] and embedded["switchyard"]["protocol"] == "kafka"
+    assert "SWITCHYARD_BROKER" in embedded["switchyard"]["description"]
+    cluster = document(
+        catalog(),
+        Settings(**CLUSTERS["sasl-ssl-cluster-with-registry"], app_id="orders", sasl_password="pw-Zq81x"),
+    )
+    assert {name: s["host"] for name, s in cluster["servers"].items()} == {
+        "orders-1": "kafka-1.internal:9093",
+        "orders-2": "kafka-2.internal:9093",
+    }
+    server = cluster["servers"]["orders-1"]
+    assert server["protocol"] == "kafka-secure"
+    assert server["security"] == [{"$ref": "#/components/securitySchemes/sasl"}]
+    assert cluster["components"]["securitySchemes"]["sasl"]["type"] == "scramSha512"
+    assert server["bindings"]["kafka"]["schemaRegistryUrl"] == "https://registry.internal:8081"
+    assert cluster["channels"]["crm_commands"]["address"] == "prod.crm.commands"
+    mtls = document(catalog(), Settings(**CLUSTERS["mutual-tls"]))["servers"]["switchyard"]
+    assert mtls["security"] == [{"$ref": "#/components/securitySchemes/clientCertificate"}]
+    assert "pw-Zq81x" not in json.dumps(cluster)
 
 
 def _refs(node: Any) -> Iterator[str]:

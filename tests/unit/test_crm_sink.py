@@ -320,3 +320,38 @@ def test_success_answers_raise_nothing_and_refusal_bodies_are_scrubbed() -> None
     }
     assert info.value.status == 409
     assert redact("a-b", ["a", "b"]) == "a-b"
+
+
+async def test_a_command_naming_an_id_longer_than_the_crm_holds_is_dead_lettered_alone_without_a_call() -> (
+    None
+):
+    """An e-mail may have 320 characters, a CRM id 255: only the command that cannot be carried is refused,
+    with CRM-ID-TOO-LONG and no HTTP status (it never reached the CRM); the others go through."""
+    clock, adapter, hooks = FakeTime(), ModelAdapter(), Recorder()
+    long_email = "c" * 300 + "@example.org"
+    batch = [
+        cmd(1, "contact.upsert", "ok@example.org", {"firstname": "Ana"}, id_property="email"),
+        cmd(2, "contact.upsert", long_email, {"firstname": "Bo"}, id_property="email"),
+        cmd(3, "activity.upsert", long_email, {"title": "t"}, activity_id="apt-1", id_property="email"),
+        cmd(
+            4, "activity.upsert", "ok@example.org", {"title": "t"}, activity_id="a" * 256, id_property="email"
+        ),
+        cmd(
+            5, "activity.upsert", "ok@example.org", {"title": "t"}, activity_id="a" * 255, id_property="email"
+        ),
+    ]
+    dead = await make_sink(adapter, clock, hooks).write(batch)
+    assert [(d.command.command_id, d.code, d.status) for d in dead] == [
+        ("cmd-000002", "CRM-ID-TOO-LONG", None),
+        ("cmd-000003", "CRM-ID-TOO-LONG", None),
+        ("cmd-000004", "CRM-ID-TOO-LONG", None),
+    ]
+    assert [d.body for d in dead] == [
+        "contact_id is longer than the 255 characters the CRM holds",
+        "contact_id is longer than the 255 characters the CRM holds",
+        "activity_id is longer than the 255 characters the CRM holds",
+    ]
+    sent = {i for _op, ids in adapter.calls for i in ids}
+    assert sent == {"cmd-000001", "cmd-000005"}
+    assert hooks.outcomes[("contact.upsert", "dead_lettered")] == 1
+    assert hooks.outcomes[("activity.upsert", "dead_lettered")] == 2

@@ -25,15 +25,18 @@ from app.domains.lara.generate import (
     reference_timelines,
     valid_documents,
 )
-from app.domains.lara.rules import RULES, key_of, process, route
+from app.domains.lara.rules import RULES, custom_field_key, key_of, process, route
 from app.domains.lara.state import (
     COMPLIANCE_FEED,
     COMPLIANCE_TOPIC,
     CYCLES_FEED,
+    IDENTITIES_FEED,
     STATUSES_FEED,
-    first_overlap,
+    active_now,
+    compliance_view,
     fold_compliance,
     fold_cycle,
+    fold_identity,
     fold_timeline,
 )
 
@@ -205,8 +208,14 @@ def test_every_sample_is_accepted_keyed_and_routed_to_its_feed() -> None:
         (emit,) = route(processed, NOW)
         if s.event_type in ("cycle", "period", "user_progress"):
             assert (emit.topic, emit.key) == (CYCLES_FEED, CYCLE_ID)
-        else:
+        elif (custom := custom_field_key(processed.enriched)) is None:
             assert (emit.topic, emit.key) == (STATUSES_FEED, processed.key)
+        else:  # names a custom field: the identity table links it to the user the record names, if any
+            assert (emit.topic, emit.key) == (IDENTITIES_FEED, custom)
+            assert (emit.value["userId"], emit.value["record"]) == (
+                processed.enriched["userId"],
+                processed.enriched,
+            )
 
 
 def test_cycle_names_per_language() -> None:
@@ -316,7 +325,7 @@ def test_generated_invalid_variant_answers_its_code(variant: tuple[str, str | No
 
 def test_generated_invalid_variants_cover_every_seed_code() -> None:
     codes = {code for *_, code in invalid_variants(random.Random(1))}
-    assert {f"LARA-{n}" for n in range(1000, 1011)} | {"LARA-OVERLAP", "LARA-UNKNOWN-TYPE"} <= codes
+    assert {f"LARA-{n}" for n in range(1000, 1011)} | {"LARA-UNKNOWN-TYPE"} <= codes
 
 
 def test_generated_valid_documents_are_accepted() -> None:
@@ -387,7 +396,6 @@ def test_change_closes_the_active_range_and_opens_a_new_one_once() -> None:
     ]
     again = fold_timeline(state, change, NOW)
     assert (again.changed, list(again.emits)) == (False, [])
-    assert first_overlap(state["entries"]) is None
 
 
 def test_change_on_an_empty_timeline_opens_a_range() -> None:
@@ -397,23 +405,110 @@ def test_change_on_an_empty_timeline_opens_a_range() -> None:
     assert spans(state) == [("Membre", "2024-03-01T00:00:00Z", None)]
 
 
-def test_overlapping_change_is_rejected_and_recorded_once() -> None:
+CONCURRENT = [
+    status("Membre", "2020-01-01T00:00:00"),
+    status("Suspension du droit d'exercice", "2024-03-01T00:00:00", "2024-09-01T00:00:00"),
+]
+
+
+@pytest.mark.parametrize(
+    "statuses",
+    [
+        CONCURRENT,
+        [status("Inscription", "2019-01-01T00:00:00", "2020-01-01T00:00:01"), FULL[1]],
+        [status("Inscription", "2019-01-01T00:00:00"), FULL[1]],
+    ],
+    ids=["open-membership-and-suspension", "one-second-overlap", "two-open-ranges"],
+)
+def test_a_full_set_with_overlapping_ranges_is_accepted_and_kept(statuses: list[dict[str, Any]]) -> None:
+    """No seed rule (1000-1010) forbids overlapping ranges: they were LARA-OVERLAP before."""
+    value = member_record("member_statuses", statuses=statuses)
+    state, emits = fold_all(fold_timeline, [value])
+    assert len(state["entries"]) == 2 and len(emits) == 1
+    assert "rejected" not in state
+
+
+def test_a_change_inside_an_earlier_range_closes_only_the_active_one_and_adds_a_concurrent_range() -> None:
     state, _ = fold_all(fold_timeline, [member_record("member_statuses", statuses=FULL)])
-    bad = member_record("member_status_change", status=status("Membre", "2019-06-01T00:00:00"))
-    folded = fold_timeline(state, bad, NOW)
-    assert folded.changed and list(folded.emits) == []
-    assert folded.state["entries"] == state["entries"] and folded.state["revision"] == state["revision"]
-    (rejection,) = folded.state["rejected"]
-    assert (rejection["eventId"], rejection["code"], rejection["type"]) == (
-        bad["eventId"],
-        "LARA-OVERLAP",
-        "member_status_change",
+    inside = member_record("member_status_change", status=status("Membre", "2019-06-01T00:00:00"))
+    folded = fold_timeline(state, inside, NOW)
+    assert folded.changed and len(list(folded.emits)) == 1
+    assert spans(folded.state) == [
+        ("Inscription", "2019-01-01T00:00:00Z", "2019-06-01T00:00:00Z"),
+        ("Membre", "2019-06-01T00:00:00Z", None),
+        ("Membre", "2020-01-01T00:00:00Z", None),
+    ]
+    assert fold_timeline(folded.state, inside, NOW).changed is False
+
+
+def test_an_update_may_make_an_entry_overlap_another() -> None:
+    entry = "uprlbtvuqNuwmncYPu1ljg%3d%3d"
+    full = member_record(
+        "member_statuses",
+        statuses=[
+            status("Inscription", "2019-01-01T00:00:00", "2020-01-01T00:00:00", entryId=entry),
+            FULL[1],
+        ],
     )
-    again = fold_timeline(folded.state, bad, NOW)
-    assert again.changed is False
+    stretch = member_record(
+        "member_status_update",
+        entryId=entry,
+        status=status("Inscription", "2019-01-01T00:00:00", "2021-01-01T00:00:00"),
+    )
+    state, _ = fold_all(fold_timeline, [full, stretch])
+    assert spans(state) == [
+        ("Inscription", "2019-01-01T00:00:00Z", "2021-01-01T00:00:00Z"),
+        ("Membre", "2020-01-01T00:00:00Z", None),
+    ]
 
 
-def test_update_sets_one_entry_or_adds_it_and_refuses_overlaps() -> None:
+def _timeline(statuses: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    state, _ = fold_all(fold_timeline, [member_record("member_statuses", statuses=statuses)])
+    entries: list[dict[str, Any]] = state["entries"]
+    return entries
+
+
+@pytest.mark.parametrize(
+    ("suspension_active", "during", "after"),
+    [(None, True, True), (True, True, True), (False, False, True)],
+    ids=["flag-unset-derived-active", "flag-true", "flag-false"],
+)
+def test_active_now_is_decided_from_every_range_covering_now(
+    suspension_active: bool | None, during: bool, after: bool
+) -> None:
+    """The seed lists "suspension du droit d'exercice" as an active status: a membership with a concurrent
+    suspension stays active unless the suspension says isActiveMember false, which holds while it lasts."""
+    entries = _timeline(
+        [
+            CONCURRENT[0],
+            status(
+                "Suspension du droit d'exercice",
+                "2024-03-01T00:00:00",
+                "2024-09-01T00:00:00",
+                active=suspension_active,
+            ),
+        ]
+    )
+    assert active_now(entries, datetime(2024, 2, 1, tzinfo=UTC)) is True
+    assert active_now(entries, datetime(2024, 7, 1, tzinfo=UTC)) is during
+    assert active_now(entries, datetime(2024, 9, 1, tzinfo=UTC)) is after
+    view = compliance_view(
+        {"memberKey": USER, "timeline": {"revision": 1, "entries": entries}, "cycles": {}},
+        datetime(2024, 7, 1, tzinfo=UTC),
+    )
+    assert view["activeNow"] is during
+    assert [e["status"] for e in view["currentStatuses"]] == ["Membre", "Suspension du droit d'exercice"]
+    assert view["currentStatus"]["status"] == "Suspension du droit d'exercice"
+
+
+def test_an_inactive_range_between_active_ones_and_no_range_at_all() -> None:
+    entries = _timeline([status("Radié", "2019-01-01T00:00:00", "2020-01-01T00:00:00"), FULL[1]])
+    assert active_now(entries, datetime(2019, 6, 1, tzinfo=UTC)) is False  # "Radié" is not in the seed's list
+    assert active_now(entries, datetime(2018, 6, 1, tzinfo=UTC)) is False  # nothing covers it
+    assert active_now(entries, datetime(2021, 6, 1, tzinfo=UTC)) is True
+
+
+def test_update_sets_one_entry_or_adds_it() -> None:
     entry = "uprlbtvuqNuwmncYPu1ljg%3d%3d"
     full = member_record(
         "member_statuses",
@@ -430,13 +525,6 @@ def test_update_sets_one_entry_or_adds_it_and_refuses_overlaps() -> None:
     state, _ = fold_all(fold_timeline, [full, rename])
     assert state["entries"][0]["status"] == "1ère inscription" and state["entries"][0]["entryId"] == entry
     assert fold_timeline(state, rename, NOW).changed is False
-    stretch = member_record(
-        "member_status_update",
-        entryId=entry,
-        status=status("Inscription", "2019-01-01T00:00:00", "2021-01-01T00:00:00"),
-    )
-    refused = fold_timeline(state, stretch, NOW)
-    assert refused.state["entries"] == state["entries"] and len(refused.state["rejected"]) == 1
     other = "CVYG8nO%2b51YLthTCoxBcYA%3d%3d"
     early = member_record(
         "member_status_update",
@@ -574,6 +662,8 @@ def pipeline(
             emit = queue.popleft()
             if emit.topic == COMPLIANCE_TOPIC:
                 snapshots[str(emit.key)] = emit.value
+                if emit.value is None:  # erased: a custom field's snapshot once it is linked to its user
+                    del snapshots[str(emit.key)]
                 continue
             rule = by_topic[emit.topic]
             table = tables[rule.name]
@@ -584,6 +674,20 @@ def pipeline(
     return tables, snapshots, wrong
 
 
+def _overlaps(entries: list[dict[str, Any]]) -> int:
+    """Pairs of ranges of one timeline that overlap (half-open; an open end never ends)."""
+
+    def at(text: str | None) -> datetime:
+        return datetime.fromisoformat(text) if text else datetime.max.replace(tzinfo=UTC)
+
+    return sum(
+        1
+        for i, a in enumerate(entries)
+        for b in entries[i + 1 :]
+        if at(a["startDate"]) < at(b["endDate"]) and at(b["startDate"]) < at(a["endDate"])
+    )
+
+
 @pytest.fixture(scope="module")
 def history() -> History:
     return member_history(random.Random(7), now=HISTORY_NOW, members=100, changes=1000)
@@ -591,8 +695,8 @@ def history() -> History:
 
 def test_history_has_what_it_claims(history: History) -> None:
     labels = collections.Counter(r.label for r in history.records if not r.redelivery)
-    assert labels["change"] + labels["update"] + labels["overlapping-change"] == 1000
-    assert labels["full-set"] == 100 and labels["overlapping-change"] > 0 and labels["period-resent"] == 2
+    assert labels["change"] + labels["update"] + labels["concurrent-change"] == 1000
+    assert labels["full-set"] == 100 and labels["concurrent-change"] > 0 and labels["period-resent"] == 2
     assert any(r.redelivery for r in history.records)
     assert any(r.expect != ACCEPT for r in history.records)
     assert any(k.startswith("numero_membre:") for k in history.truth.timelines)
@@ -604,8 +708,114 @@ def test_history_has_what_it_claims(history: History) -> None:
 def test_history_folds_to_the_reference(history: History, dedupe: bool) -> None:
     tables, snapshots, wrong = pipeline(history.records, dedupe=dedupe)
     assert wrong == []
-    timelines = tables["status-timeline"]
+    timelines = {k: v for k, v in tables["status-timeline"].items() if v is not None}
     assert {k: v["entries"] for k, v in timelines.items()} == reference_timelines(history)
-    assert all(first_overlap(v["entries"]) is None for v in timelines.values())
-    assert {k: len(v["rejected"]) for k, v in timelines.items()} == history.truth.refused
+    assert sum(_overlaps(v["entries"]) for v in timelines.values()) > 0, "concurrent ranges were generated"
     assert snapshots == reference_compliance(history)
+    # members known by custom field: some linked to their user (credits joined), some still unresolved
+    custom_only = {k for k in history.truth.timelines if k.startswith("numero_membre:")}
+    identities = {k: v for k, v in tables["identities"].items() if len(k) == len("numero_membre:00000")}
+    assert custom_only <= set(identities)
+    linked = {v["userId"] for v in identities.values() if v["userId"] is not None}
+    assert linked and all(snapshots[u]["identity"] == "user" and snapshots[u]["cycles"] for u in linked)
+    assert all(snapshots[u]["activeNow"] is not None for u in linked)
+    unresolved = [k for k, v in identities.items() if v["userId"] is None]
+    assert unresolved and all(snapshots[k]["identity"] == "unresolved" for k in unresolved)
+
+
+# ---- identity: members named by custom field -----------------------------------------------------------------
+
+CUSTOM = {"customFieldAPIName": "member_status", "customFieldValue": "12345"}
+CUSTOM_KEY = "member_status:12345"
+
+
+def custom_record(event_type: str, *, user: str | None = None, **body: Any) -> dict[str, Any]:
+    """The identity feed value of a member record naming the custom field (and ``user`` too, when given)."""
+    return feed(run(event_type, {**CUSTOM, **({"userId": user} if user else {}), **body}))
+
+
+def test_an_unlinked_custom_field_is_kept_visible_and_unresolved() -> None:
+    value = custom_record("member_statuses", statuses=FULL)
+    assert (value["customKey"], value["userId"]) == (CUSTOM_KEY, None)
+    folded = fold_identity(None, value, NOW)
+    assert folded.outcome == "unresolved" and folded.state["userId"] is None
+    assert [(e.topic, e.key) for e in folded.emits] == [(STATUSES_FEED, CUSTOM_KEY)]
+    assert [p["eventId"] for p in folded.state["pending"]] == [value["record"]["eventId"]]
+    again = fold_identity(orjson.loads(orjson.dumps(folded.state)), value, NOW)
+    assert again.changed is False and again.outcome == "unresolved"  # redelivered: forwarded again, kept once
+
+
+def test_a_full_set_makes_the_pending_records_before_it_moot() -> None:
+    change = custom_record("member_status_change", status=status("Membre", "2024-03-01T00:00:00"))
+    full = custom_record("member_statuses", statuses=FULL)
+    state, _ = fold_all(fold_identity, [change, full])
+    assert [p["type"] for p in state["pending"]] == ["member_statuses"]
+
+
+def test_a_record_naming_the_user_links_the_custom_field_and_flushes_what_was_held() -> None:
+    held = [
+        custom_record("member_statuses", statuses=FULL),
+        custom_record("member_status_change", status=status("Suspension", "2024-03-01T00:00:00")),
+    ]
+    state, _ = fold_all(fold_identity, held)
+    link = custom_record("member_status_change", user=USER, status=status("Membre", "2024-05-01T00:00:00"))
+    assert link["userId"] == USER and link["record"]["memberKey"] == USER
+    folded = fold_identity(state, link, NOW)
+    assert folded.outcome == "linked" and folded.state["userId"] == USER and folded.state["pending"] == []
+    assert [(e.topic, e.key) for e in folded.emits] == [
+        (STATUSES_FEED, USER),
+        (STATUSES_FEED, USER),
+        (STATUSES_FEED, CUSTOM_KEY),  # the custom field's own timeline is erased: the member is the user now
+        (STATUSES_FEED, USER),
+    ]
+    flushed = [e.value for e in folded.emits if e.value is not None]
+    assert [v["eventId"] for v in flushed] == [
+        *(h["record"]["eventId"] for h in held),
+        link["record"]["eventId"],
+    ]
+    assert all(v["memberKey"] == v["userId"] == USER for v in flushed)
+    later = custom_record("member_status_change", status=status("Membre", "2024-09-01T00:00:00"))
+    forwarded = fold_identity(folded.state, later, NOW)
+    assert (forwarded.changed, forwarded.outcome) == (False, "forwarded")
+    assert [(e.topic, e.key, e.value["memberKey"]) for e in forwarded.emits] == [(STATUSES_FEED, USER, USER)]
+
+
+def _chain(*records: tuple[str, dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    generated = [GeneratedRecord(orjson.dumps(doc), b"k", t, ACCEPT, t) for t, doc in records]
+    tables, snapshots, wrong = pipeline(generated)
+    assert wrong == []
+    return tables, snapshots
+
+
+def test_a_member_named_by_custom_field_gets_their_credits_once_a_record_links_them() -> None:
+    """Progress names the user (memberId); statuses named the member by custom field only, so before the
+    identity table the two never met: the user had credits without statuses, the custom field the reverse."""
+    progress = sample("user_progress--getuserprogress")
+    assert progress["memberId"] == USER
+    cycle, period = (("cycle", sample("cycle--getlist")), ("period", sample("period--getperiodlist")))
+    statuses = ("member_statuses", {**CUSTOM, "statuses": FULL})
+    link = (
+        "member_status_update",
+        {
+            **CUSTOM,
+            "userId": USER,
+            "entryId": "uprlbtvuqNuwmncYPu1ljg%3d%3d",
+            "status": status("Inscription", "2018-01-01T00:00:00", "2019-01-01T00:00:00"),
+        },
+    )
+    _, before = _chain(cycle, period, ("user_progress", progress), statuses)
+    assert before[CUSTOM_KEY]["identity"] == "unresolved" and before[CUSTOM_KEY]["cycles"] == []
+    assert before[CUSTOM_KEY]["activeNow"] is True
+    assert before[USER]["activeNow"] is None  # credits, but no status: the member is not joined yet
+
+    tables, after = _chain(cycle, period, ("user_progress", progress), statuses, link)
+    assert CUSTOM_KEY not in after  # its snapshot was erased: the member is the user now
+    joined = after[USER]
+    assert (joined["identity"], joined["activeNow"]) == ("user", True)
+    assert [c["earnedCredits"] for c in joined["cycles"]] == [30.0]
+    assert [e["status"] for e in tables["status-timeline"][USER]["entries"]] == [
+        "Inscription",
+        "Inscription",
+        "Membre",
+    ]
+    assert tables["identities"][CUSTOM_KEY]["userId"] == USER

@@ -37,7 +37,7 @@ from app.domains.pismo.rules import (
     process,
     route,
 )
-from app.domains.pismo.state import empty_state, fold_phase
+from app.domains.pismo.state import PHASELESS_KEY, empty_state, fold_phase, phase_key
 
 NOW = datetime(2026, 1, 1, 9, 30, tzinfo=UTC)
 SUCCESS = (SAMPLES_DIR / "pismo" / "success-update.json").read_bytes()
@@ -194,10 +194,29 @@ def test_fail_also_goes_to_the_failures_topic_as_json() -> None:
     orjson.dumps(failure.value)
 
 
-def test_results_without_phase_or_operation_feed_the_none_key() -> None:
+def test_results_without_phase_or_operation_feed_the_phaseless_key() -> None:
     feed = route(process(raw(NO_PHASE), NOW), NOW)[-1]
-    assert feed.key == "none"
+    assert feed.key == PHASELESS_KEY
     assert (feed.value["phase_id"], feed.value["operation"]) == (None, "NONE")
+
+
+@pytest.mark.parametrize("phase_id", ["none", "", "~", "~~", "~none", "Rollout_Jan2022", " ~"])
+def test_no_phase_id_shares_a_table_key_with_another_phase_or_with_no_phase(phase_id: str) -> None:
+    """A phase literally named "none" (or "~", or "") is a phase of its own, never the results without one."""
+    doc = json.loads(NO_PHASE)
+    doc["migration"]["phase_id"] = phase_id
+    feed = route(process(raw(json.dumps(doc).encode()), NOW), NOW)[-1]
+    assert feed.key == phase_key(phase_id) != PHASELESS_KEY
+    assert feed.value["phase_id"] == phase_id
+    others = {"none", "", "~", "~~", "~none", "Rollout_Jan2022", " ~", "~~~", "none~"} - {phase_id}
+    assert phase_key(phase_id) not in {phase_key(o) for o in others}
+
+
+def test_phase_keys_of_ordinary_phase_ids_are_the_ids_themselves() -> None:
+    """Ids not starting with "~" (every realistic one) keep their key, so URLs and stored keys stay readable."""
+    assert phase_key("Rollout_Jan2022") == "Rollout_Jan2022"
+    assert phase_key("none") == "none"
+    assert phase_key("~x") == "~~x"
 
 
 def test_every_topic_routed_to_is_in_the_catalog_with_the_promised_value_format() -> None:
@@ -336,7 +355,7 @@ def test_pipeline_matches_the_reference_phase_counts() -> None:
         == sum(sum(t["by_status"].values()) for t in tables.values())
     )
     assert outcomes[FAILURES_TOPIC] == sum(t["by_status"]["FAIL"] for t in tables.values())
-    assert "none" in tables and len(tables) >= 4
+    assert PHASELESS_KEY in tables and len(tables) >= 4
 
 
 def test_generator_is_deterministic_and_mixes_what_it_promises() -> None:

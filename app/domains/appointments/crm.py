@@ -7,6 +7,13 @@ The contact is named by email when the customer has one (the CRM deduplicates co
 upstream external id, else by the upstream customer id (an external id from the CRM's point of view). An
 appointment without a customer has no contact to attach an activity to, so it issues no command.
 
+The seed allows e-mails of 320 characters, the CRM holds ids of 255 (``MAX_CRM_ID``). A limit of the CRM must
+not cost the appointment (it is enriched, stored and published whatever its CRM fate), so a customer whose
+e-mail is too long is named by the next id that fits, and the over-long e-mail is left out of the contact's
+properties (the CRM's e-mail property is that same identifier). When no id of the customer fits, the commands
+name the first one anyway and the CRM sink dead-letters them (``CRM-ID-TOO-LONG`` on ``crm.deadletter``); an
+appointment id too long for an activity costs only the ``activity.upsert``.
+
 Command ids are a hash of (event id, operation, contact): a redelivered event yields the same ids, which the
 CRM sink uses as idempotency keys. ``issued_at`` is the appointment's ``updatedAt``, the upstream's own clock.
 """
@@ -19,7 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from app.core.records import Emit
-from app.sinks.crm.commands import ActivityStatus, CrmCommand, IdProperty, PropertyValue
+from app.sinks.crm.commands import MAX_CRM_ID, ActivityStatus, CrmCommand, IdProperty, PropertyValue
 
 CRM_TOPIC = "crm.commands"
 SOURCE = "appointments"
@@ -41,16 +48,21 @@ def activity_status(status: str, event_type: str) -> ActivityStatus:
     return "CANCELED" if event_type == "CANCEL" else ACTIVITY_STATUS[status]
 
 
+#: The customer's fields that can name their contact, in order of preference, and the CRM property each is.
+_NAMED_BY: tuple[tuple[str, IdProperty], ...] = (
+    ("email", "email"),
+    ("external_id", "external_id"),
+    ("id", "external_id"),
+)
+
+
 def contact_of(customer: Mapping[str, Any] | None) -> tuple[str, IdProperty] | None:
-    """(contact id, the CRM property it is matched on), or None when the customer cannot be named."""
+    """(contact id, the CRM property it is matched on): the first of email, external id and customer id that the
+    customer has and the CRM can hold, else the first the customer has; None when the customer has none."""
     if not customer:
         return None
-    if customer.get("email"):
-        return str(customer["email"]), "email"
-    for key in ("external_id", "id"):
-        if customer.get(key):
-            return str(customer[key]), "external_id"
-    return None
+    named = [(str(customer[key]), id_property) for key, id_property in _NAMED_BY if customer.get(key)]
+    return next((n for n in named if len(n[0]) <= MAX_CRM_ID), named[0] if named else None)
 
 
 def command_id(event_id: str, op: str, contact_id: str) -> str:
@@ -67,7 +79,7 @@ def crm_commands(enriched: Mapping[str, Any]) -> list[Emit]:
     issued_at = datetime.fromisoformat(enriched["updated_at"])
     customer = enriched["customer"]
     contact_properties: dict[str, PropertyValue] = {"source_system": SOURCE}
-    if customer.get("email"):
+    if customer.get("email") and (id_property == "email" or len(customer["email"]) <= MAX_CRM_ID):
         contact_properties["email"] = customer["email"]
     external_id = customer.get("external_id") or (contact_id if id_property == "external_id" else None)
     if external_id:

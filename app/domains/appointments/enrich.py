@@ -58,35 +58,6 @@ def customer_ids(appointment: Appointment) -> dict[str, str | None] | None:
     return {"id": c.id, "external_id": c.externalId, "email": c.email}
 
 
-#: CRM contact and activity ids hold at most 255 characters (the seed allows e-mails of 320).
-MAX_CRM_ID = 255
-
-
-def check_crm_ids(appointment: Appointment) -> None:
-    """An id the CRM cannot hold is refused here, in stage one, with the raw record: found later, in the fold
-    that issues the CRM commands, it could only fail outside any error code."""
-    if len(appointment.id) > MAX_CRM_ID:
-        raise EnrichError(
-            f"appointment id is longer than the CRM's {MAX_CRM_ID} characters",
-            code="ENRICH-CRM-ID-TOO-LONG",
-            path="/data/appointment/id",
-        )
-    participants = appointment.participants or []
-    found = _first(participants, "CUSTOMER")
-    if found is None or found.customer is None:
-        return
-    c = found.customer
-    name, value = next(
-        ((n, v) for n, v in (("email", c.email), ("externalId", c.externalId), ("id", c.id)) if v), ("", None)
-    )
-    if value is not None and len(str(value)) > MAX_CRM_ID:
-        raise EnrichError(
-            f"the customer's CRM contact id ({name}) is longer than the CRM's {MAX_CRM_ID} characters",
-            code="ENRICH-CRM-ID-TOO-LONG",
-            path=f"/data/appointment/participants/{participants.index(found)}/customer/{name}",
-        )
-
-
 def _seconds(later: datetime, earlier: datetime) -> int:
     return int((later - earlier).total_seconds())
 
@@ -108,7 +79,6 @@ def enrich(event: AppointmentWebhook) -> dict[str, Any]:
             code="ENRICH-END-BEFORE-START",
             path="/data/appointment/end",
         )
-    check_crm_ids(a)
     previous_status = previous.status if previous else None
     previous_start = previous.start if previous else None
     subject_translations = a.subject.translations if a.subject else None

@@ -42,7 +42,9 @@ class EnrichedAppointment(BaseModel):
     status: AppointmentStatus
     status_group: StatusGroup
     previous_status: AppointmentStatus | None
-    transition: str = Field(description="<previous status or NONE>-><status>")
+    transition: str = Field(
+        description="the previous status (NONE for the first), `->`, the new status: e.g. `NONE->ACCEPTED`"
+    )
     meeting_type: MeetingType
     subject_id: str | None
     subject_name: str | None = Field(description="the subject's name in the participants' language if given")

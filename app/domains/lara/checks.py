@@ -48,8 +48,6 @@ EMPTY_STATUS = "LARA-1007"
 INVALID_ENTRY_ID = "LARA-1008"
 INVALID_USER = "LARA-1009"
 INVALID_DATE = "LARA-1010"
-#: Switchyard's own: the seed has no code for two ranges of one member that overlap.
-OVERLAPPING_RANGES = "LARA-OVERLAP"
 UNKNOWN_TYPE = "LARA-UNKNOWN-TYPE"
 
 _BASE64_16 = re.compile(r"[A-Za-z0-9+/_-]{21}[AQgw](?:==)?")

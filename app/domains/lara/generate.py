@@ -3,8 +3,8 @@
 Everything is driven by the ``random.Random`` passed in: one seed is one exact stream. :func:`member_history`
 writes what the LMS would send over years: cycles and their periods (a period re-sent with a new target),
 each member's full status set, then status changes and entry updates in time order, credit progress per cycle,
-plus what production adds: changes the timeline must refuse (they would overlap), broken records labelled
-with the error code stage one must answer, and redeliveries.
+plus what production adds: concurrent statuses (a change that opens a range inside an earlier one, so ranges
+overlap), broken records labelled with the error code stage one must answer, and redeliveries.
 
 The reference is the generator's own ground truth, kept while it writes the records (the timeline it meant,
 the last progress and period versions it sent), not a replay of the folds: :func:`reference_timelines` and
@@ -185,15 +185,18 @@ def _range(
     return out
 
 
-def user_fields(user: str) -> dict[str, Any]:
-    """How a record names ``user``: a member key ``numero_membre:<value>`` is named by the custom field only;
-    a user id comes with the custom field too, as in the seed (the id wins)."""
+def user_fields(user: str, *, linked_to: str | None = None) -> dict[str, Any]:
+    """How a record names ``user``: a member key ``numero_membre:<value>`` is named by the custom field only
+    (or, ``linked_to``, with that user id too: the record that links them); a user id comes with its own custom
+    field too, as in the seed (the id wins). A user's custom value has six digits, a custom-only member's
+    five, so the two never name one custom field."""
     if user.startswith(CUSTOM_FIELD + ":"):
-        return {"customFieldAPIName": CUSTOM_FIELD, "customFieldValue": user.split(":", 1)[1]}
+        named = {"customFieldAPIName": CUSTOM_FIELD, "customFieldValue": user.split(":", 1)[1]}
+        return {"userId": linked_to, **named} if linked_to else named
     return {
         "userId": user,
         "customFieldAPIName": CUSTOM_FIELD,
-        "customFieldValue": f"{zlib.crc32(user.encode()) % 10**5:05d}",
+        "customFieldValue": f"9{zlib.crc32(user.encode()) % 10**5:05d}",
     }
 
 
@@ -286,9 +289,6 @@ def invalid_variants(rng: random.Random) -> list[tuple[str, str | None, bytes, s
         s = doc["status"]
         s["startDate"], s["endDate"] = s["endDate"], s["startDate"]
 
-    def overlapping_set(doc: dict[str, Any]) -> None:
-        doc["statuses"][0]["endDate"] = None
-
     def duplicate_entry(doc: dict[str, Any]) -> None:
         doc["statuses"][1]["entryId"] = doc["statuses"][0]["entryId"]
 
@@ -324,7 +324,6 @@ def invalid_variants(rng: random.Random) -> list[tuple[str, str | None, bytes, s
         ("user-id-bad", MEMBER_STATUS_UPDATE, edit(MEMBER_STATUS_UPDATE, put("12345", "userId")), "LARA-1009"),
         ("custom-field-no-value", MEMBER_STATUS_CHANGE, edit(MEMBER_STATUS_CHANGE, by_custom_field_only("")), "LARA-1009"),
         ("end-before-start", MEMBER_STATUS_UPDATE, edit(MEMBER_STATUS_UPDATE, swap_dates), "LARA-1010"),
-        ("overlapping-set", MEMBER_STATUSES, edit(MEMBER_STATUSES, overlapping_set), "LARA-OVERLAP"),
         ("language-5", CYCLE, edit(CYCLE, put(5, "name", "texts", 0, "languageId")), "SCHEMA-ENUM"),
         ("duration-unit-5", PERIOD, edit(PERIOD, put(5, "durationUnit")), "SCHEMA-ENUM"),
         ("requirement-type-4", PERIOD, edit(PERIOD, put(4, "requirements", 0, "type")), "SCHEMA-ENUM"),
@@ -340,8 +339,7 @@ def invalid_variants(rng: random.Random) -> list[tuple[str, str | None, bytes, s
 
 @dataclass(frozen=True, slots=True)
 class GeneratedRecord:
-    """One raw record and what stage one must do with it: ``accept`` or an error code. ``refused`` marks an
-    accepted record the timeline must reject and record (it would overlap)."""
+    """One raw record and what stage one must do with it: ``accept`` or an error code."""
 
     value: bytes
     key: bytes | None
@@ -349,7 +347,6 @@ class GeneratedRecord:
     expect: str
     label: str
     redelivery: bool = False
-    refused: bool = False
 
     @property
     def headers(self) -> Headers:
@@ -368,7 +365,6 @@ class _Truth:
     progress: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     cycles: dict[str, dict[str, Any]] = field(default_factory=dict)
     periods: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
-    refused: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -397,22 +393,29 @@ def _when(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
-def _record(
-    doc: dict[str, Any], event_type: str, key: str, label: str, *, refused: bool = False
-) -> GeneratedRecord:
-    return GeneratedRecord(orjson.dumps(doc), key.encode(), event_type, ACCEPT, label, refused=refused)
+def _record(doc: dict[str, Any], event_type: str, key: str, label: str) -> GeneratedRecord:
+    return GeneratedRecord(orjson.dumps(doc), key.encode(), event_type, ACCEPT, label)
 
 
 class _Member:
-    """One member's records, and the timeline they must produce, written side by side."""
+    """One member's records, and the timeline they must produce, written side by side.
+
+    A member known by custom field (``key`` ``numero_membre:<value>``) is a Lära user too (``user_id``), which
+    their records do not say, except one record at ``link_at`` (a change or update, counted from 0), when it
+    comes, that names both: from then on the member is that user. All of a member's raw records share one raw
+    key (``key``), so they stay in order."""
 
     def __init__(self, rng: random.Random, key: str, start: datetime) -> None:
         self.rng = rng
         self.key = key
+        custom = key.startswith(CUSTOM_FIELD + ":")
+        self.user_id = new_id(rng) if custom else key
+        self.link_at = rng.choice((0, 1, 3, None)) if custom else None
+        self.written = 0
         self.entries: list[dict[str, Any]] = []
         self.cursor = start
         self.records: list[GeneratedRecord] = []
-        self.refused = 0
+        self.concurrent = 0
 
     def _sent(
         self, name: str, active: bool | None, start: datetime, end: datetime | None, entry_id: str | None
@@ -421,6 +424,21 @@ class _Member:
         sent = _range(name, active, start, end, entry_id, open_end=self.rng.choice(("", None)))
         stored = _entry(name, active, _parse(sent["startDate"]), _when(sent["endDate"]), entry_id)
         return sent, stored
+
+    @property
+    def linked(self) -> bool:
+        return self.link_at is not None and self.written > self.link_at
+
+    @property
+    def resolved_key(self) -> str:
+        """The member key the tables end with: the user once linked, else the custom field."""
+        return self.user_id if self.linked or self.user_id == self.key else self.key
+
+    def _names(self) -> dict[str, Any]:
+        """How the next change or update names the member (the link record names the user too)."""
+        linking = self.link_at is not None and self.written == self.link_at
+        self.written += 1
+        return user_fields(self.key, linked_to=self.user_id if linking else None)
 
     def full_set(self) -> None:
         rng, first = self.rng, self.cursor
@@ -441,14 +459,11 @@ class _Member:
             rng.choice(list(STATUS_NAMES)), rng.choice((None, None, True, False)), start, end, None
         )
         begins = _parse(sent["startDate"])
-        for i, e in enumerate(self.entries):
-            e_end = _when(e["endDate"])
-            if _parse(e["startDate"]) < begins and (e_end is None or e_end > begins):
-                self.entries[i] = {**e, "endDate": new["startDate"]}
+        self._close_active(begins, new["startDate"])
         self.entries.append(new)
         self.cursor = _when(new["endDate"]) or begins
         self.records.append(
-            _record({**user_fields(self.key), "status": sent}, MEMBER_STATUS_CHANGE, self.key, "change")
+            _record({**self._names(), "status": sent}, MEMBER_STATUS_CHANGE, self.key, "change")
         )
 
     def update(self) -> bool:
@@ -462,17 +477,38 @@ class _Member:
         name, active = self.rng.choice(list(STATUS_NAMES)), self.rng.choice((None, True, False))
         sent, new = self._sent(name, active, start, end, None)
         self.entries[i] = {**new, "entryId": old["entryId"]}
-        doc = {**user_fields(self.key), "entryId": old["entryId"], "status": sent}
+        doc = {**self._names(), "entryId": old["entryId"], "status": sent}
         self.records.append(_record(doc, MEMBER_STATUS_UPDATE, self.key, "update"))
         return True
 
-    def overlapping_change(self) -> None:
-        """A change starting inside the member's first range: the timeline must refuse and record it. Each one
-        starts an hour later than the one before, so no two are the same event."""
-        start = _parse(self.entries[0]["startDate"]) + timedelta(hours=1 + self.refused)
-        doc = {**user_fields(self.key), "status": _range("Membre", True, start, None)}
-        self.records.append(_record(doc, MEMBER_STATUS_CHANGE, self.key, "overlapping-change", refused=True))
-        self.refused += 1
+    def _close_active(self, begins: datetime, at: str) -> None:
+        """The seed's change closes *the* active range: the latest-starting one (then by entry id) that starts
+        before ``begins`` and is open or ends after it. Concurrent ranges covering ``begins`` stay open."""
+        candidates = [
+            i
+            for i, e in enumerate(self.entries)
+            if _parse(e["startDate"]) < begins and ((end := _when(e["endDate"])) is None or end > begins)
+        ]
+        if candidates:
+            i = max(
+                candidates,
+                key=lambda i: (_parse(self.entries[i]["startDate"]), self.entries[i]["entryId"] or ""),
+            )
+            self.entries[i] = {**self.entries[i], "endDate": at}
+
+    def concurrent_change(self) -> None:
+        """A change starting inside the member's earliest range, opening a range that overlaps every later one
+        (a suspension or a second membership, concurrent with the statuses that follow). Each starts an hour
+        after the one before, so no two are the same event."""
+        earliest = min(_parse(e["startDate"]) for e in self.entries)
+        start = earliest + timedelta(hours=1 + self.concurrent)
+        name = self.rng.choice(("Membre", "Suspension du droit d'exercice"))
+        sent, new = self._sent(name, self.rng.choice((None, True, False)), start, None, None)
+        self._close_active(_parse(sent["startDate"]), new["startDate"])
+        self.entries.append(new)
+        doc = {**self._names(), "status": sent}
+        self.records.append(_record(doc, MEMBER_STATUS_CHANGE, self.key, "concurrent-change"))
+        self.concurrent += 1
 
 
 def _parse(text: str) -> datetime:
@@ -502,7 +538,7 @@ def member_history(
     changes: int = 1000,
     cycles: int = 2,
     custom_field_share: float = 0.15,
-    refused_rate: float = 0.02,
+    concurrent_rate: float = 0.02,
     update_rate: float = 0.15,
     invalid_rate: float = 0.02,
     redelivery_rate: float = 0.02,
@@ -522,19 +558,18 @@ def member_history(
     for _ in range(changes):
         person = rng.choice(people)
         roll = rng.random()
-        if roll < refused_rate:
-            person.overlapping_change()
-        elif roll < refused_rate + update_rate and person.update():
+        if roll < concurrent_rate:
+            person.concurrent_change()
+        elif roll < concurrent_rate + update_rate and person.update():
             pass
         else:
             person.change()
     queues: list[list[GeneratedRecord]] = []
     for person in people:
         assert person.cursor < now - timedelta(days=1), "history ran past now: fewer changes per member"
-        truth.timelines[person.key] = sorted(
+        truth.timelines[person.resolved_key] = sorted(
             person.entries, key=lambda e: (_parse(e["startDate"]), e["entryId"] or "")
         )
-        truth.refused[person.key] = person.refused
         queues.append(person.records)
     queues.extend(_cycles(rng, truth, people, now, cycles))
     records: list[GeneratedRecord] = []
@@ -548,9 +583,7 @@ def member_history(
     for _ in range(int(len(records) * redelivery_rate)):
         i = rng.randrange(len(records))
         again = records[i]
-        copy_ = GeneratedRecord(
-            again.value, again.key, again.event_type, again.expect, again.label, True, again.refused
-        )
+        copy_ = GeneratedRecord(again.value, again.key, again.event_type, again.expect, again.label, True)
         records.insert(i + 1, copy_)
     return History(records, truth, now)
 
@@ -559,7 +592,8 @@ def _cycles(
     rng: random.Random, truth: _Truth, people: list[_Member], now: datetime, count: int
 ) -> list[list[GeneratedRecord]]:
     """Per cycle: its record, three periods (past, current, next; the current one later re-sent with another
-    target) and the progress of every member named by user id, two or three versions each."""
+    target) and the progress of every member, which names their user id (also for members the status records
+    know by custom field), two or three versions each."""
     queues: list[list[GeneratedRecord]] = []
     units = ((2, 4), (24, 3), (104, 2))
     for c in range(count):
@@ -574,8 +608,6 @@ def _cycles(
         own: list[GeneratedRecord] = [_record(cycle, CYCLE, cycle_id, "cycle")]
         truth.cycles[cycle_id] = cycle
         for person in people:
-            if person.key.startswith(CUSTOM_FIELD + ":"):
-                continue
             completed = 0.0
             for _ in range(rng.randrange(2, 4)):
                 completed += float(rng.randrange(0, 25))
@@ -583,13 +615,13 @@ def _cycles(
                 doc = valid_progress(
                     rng,
                     cycle_id,
-                    person.key,
+                    person.user_id,
                     required=required,
                     completed=completed,
                     exempted=rng.choice((0.0, 4.0, 8.0)),
                 )
-                own.append(_record(doc, USER_PROGRESS, person.key, "progress"))
-                truth.progress[(person.key, cycle_id)] = doc
+                own.append(_record(doc, USER_PROGRESS, person.user_id, "progress"))
+                truth.progress[(person.user_id, cycle_id)] = doc
         # Periods land anywhere in the cycle's stream, before or after the progress they apply to; the
         # current one is re-sent later with another target, and that last version is the truth.
         truth.periods[cycle_id] = {}
@@ -624,14 +656,14 @@ def reference_compliance(history: History, now: datetime | None = None) -> dict[
     at = now or history.now
     truth = history.truth
     out: dict[str, dict[str, Any]] = {}
-    for key, entries in truth.timelines.items():
-        status = None
-        for e in entries:
-            end = _when(e["endDate"])
-            start = _when(e["startDate"])
-            assert start is not None
-            if start <= at and (end is None or at < end):
-                status = e
+    members = {*truth.timelines, *(m for m, _ in truth.progress)}
+    for key in sorted(members):
+        entries = truth.timelines.get(key)
+        now_ranges = [
+            e
+            for e in entries or []
+            if (_when(e["startDate"]) or at) <= at and ((end := _when(e["endDate"])) is None or at < end)
+        ]
         cycles = []
         for cycle_id in sorted(c for (m, c) in truth.progress if m == key):
             progress = truth.progress[(key, cycle_id)]
@@ -671,8 +703,13 @@ def reference_compliance(history: History, now: datetime | None = None) -> dict[
         verdicts = [c["compliant"] for c in cycles if c["compliant"] is not None]
         out[key] = {
             "memberKey": key,
-            "activeNow": status["isActiveMember"] if status else False,
-            "currentStatus": status,
+            "identity": "unresolved" if ":" in key else "user",
+            # no timeline: None; else active while some range covers now and none of them says inactive
+            "activeNow": None
+            if entries is None
+            else bool(now_ranges) and all(e["isActiveMember"] for e in now_ranges),
+            "currentStatus": now_ranges[-1] if now_ranges else None,
+            "currentStatuses": now_ranges,
             "cycles": cycles,
             "compliant": all(verdicts) if verdicts else None,
         }

@@ -68,6 +68,19 @@ class MemberStatusChangeRecord(MemberRecord):
     status: TimelineEntry
 
 
+# ---- lara.identities.feed (key: customFieldAPIName:customFieldValue) ------------------------------------------
+class IdentityRecord(BaseModel):
+    """A member record that names a custom field, for the identity table: with ``userId`` it links the custom
+    field to that user; without, it is forwarded to the user once linked, else kept unresolved."""
+
+    eventId: str = Field(description="the record's event id (as ``record.eventId``)")
+    customKey: str = Field(description="customFieldAPIName:customFieldValue")
+    userId: str | None = Field(
+        description="the user the record names too, which links the custom field to it"
+    )
+    record: MemberStatusesRecord | MemberStatusUpdateRecord | MemberStatusChangeRecord
+
+
 # ---- lara.cycles.feed (key: cycle id) ----------------------------------------------------------------------
 class CycleRecord(BaseModel):
     """A training cycle, with its display name picked by language preference and every name by language tag."""
@@ -220,8 +233,16 @@ class Compliance(BaseModel):
     time of the request there)."""
 
     memberKey: str
-    activeNow: bool | None = Field(description="null when no status is known, false between ranges")
-    currentStatus: TimelineEntry | None
+    identity: Literal["user", "unresolved"] = Field(
+        description="user: keyed by the Lära user; unresolved: known by custom field only, no record has linked it "
+        "to a user yet, so credits (which name the user) cannot be joined"
+    )
+    activeNow: bool | None = Field(
+        description="null when no status is known; else true when some range covers now and none of those is "
+        "inactive (a concurrent suspension without isActiveMember is active, as the seed lists it)"
+    )
+    currentStatus: TimelineEntry | None = Field(description="the latest-starting range that covers now")
+    currentStatuses: list[TimelineEntry] = Field(description="every range that covers now, in time order")
     cycles: list[CycleCompliance]
     compliant: bool | None = Field(
         description="null until some live cycle has a verdict, then true only when every such verdict is met"

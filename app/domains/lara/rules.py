@@ -3,9 +3,12 @@
 The record type travels in header ``switchyard.event-type`` (one of :data:`EVENT_TYPES`; anything else is
 LARA-UNKNOWN-TYPE). Checks run in the order a fixer needs them: the seed's own rules (LARA-1000..1009, on ids
 and on how the user is named), then the shapes (SCHEMA-*), then the rules across fields: a range ending before
-it starts (LARA-1010) and, in a full status set, two entries with one id (LARA-1008) or two ranges that overlap
-(LARA-OVERLAP; overlaps that an update or a change would create are judged by the timeline fold, which alone
-knows the member's other ranges, see :mod:`app.domains.lara.state`).
+it starts (LARA-1010) and, in a full status set, two entries with one id (LARA-1008). Ranges may overlap: no
+rule of the seed forbids it (see :mod:`app.domains.lara.state` for what "active now" means then).
+
+Routing: a member record that names a custom field (a valid ``customFieldAPIName`` and a non-blank
+``customFieldValue``) goes to the identity table, keyed by ``customFieldAPIName:customFieldValue``, which links it
+to the user or keeps it unresolved; one naming the user only goes straight to the timeline.
 
 Event id: no Lära record carries an id of its event (``cycleId`` or ``entryId`` name the *thing*, which is sent
 again whenever it changes), so every event id is the content hash of type and body. Keys: member records by
@@ -35,7 +38,6 @@ from app.core.validation import validate
 from app.domains.lara.checks import (
     INVALID_DATE,
     INVALID_ENTRY_ID,
-    OVERLAPPING_RANGES,
     UNKNOWN_TYPE,
     check,
     is_api_name,
@@ -63,11 +65,13 @@ from app.domains.lara.state import (
     COMPLIANCE_TABLE,
     CYCLE_TABLE,
     CYCLES_FEED,
+    IDENTITIES_FEED,
+    IDENTITY_TABLE,
     STATUSES_FEED,
     TIMELINE_TABLE,
-    first_overlap,
     fold_compliance,
     fold_cycle,
+    fold_identity,
     fold_timeline,
 )
 
@@ -111,15 +115,7 @@ def _statuses(model: MemberStatuses) -> list[dict[str, Any]]:
                     "entryId appears twice in the set", code=INVALID_ENTRY_ID, path=f"/statuses/{i}/entryId"
                 )
             seen.add(status.entryId)
-    entries = [enrich_status(s) for s in model.statuses]
-    clash = first_overlap(entries)
-    if clash is not None:
-        raise ValidationFailed(
-            "status range overlaps an earlier range of the set",
-            code=OVERLAPPING_RANGES,
-            path=f"/statuses/{clash[1]}",
-        )
-    return entries
+    return [enrich_status(s) for s in model.statuses]
 
 
 def _enrich(event_type: str, model: Any, key: str | None, now: datetime) -> tuple[dict[str, Any], str]:
@@ -159,12 +155,30 @@ def process(raw: RawRecord, now: datetime) -> Processed:
     )
 
 
+def custom_field_key(enriched: dict[str, Any]) -> str | None:
+    """``customFieldAPIName:customFieldValue`` of a member record that names a custom field, else None."""
+    api_name, value = enriched.get("customFieldAPIName"), enriched.get("customFieldValue")
+    if is_api_name(api_name) and isinstance(value, str) and value.strip():
+        return f"{api_name}:{value.strip()}"
+    return None
+
+
 def route(processed: Processed, now: datetime) -> list[Emit]:
-    """Member records feed the timeline (key member); cycles, periods and progress feed the cycle table (key
-    cycle id), which forwards progress to the member's compliance with the cycle's periods attached."""
+    """Member records naming a custom field feed the identity table (key custom field), the others the timeline
+    (key member); cycles, periods and progress feed the cycle table (key cycle id), which forwards progress to
+    the member's compliance with the cycle's periods attached."""
     enriched = processed.enriched
     if processed.event_type in MEMBER_TYPES:
-        return [Emit(STATUSES_FEED, processed.key, enriched)]
+        custom = custom_field_key(enriched)
+        if custom is None:
+            return [Emit(STATUSES_FEED, processed.key, enriched)]
+        identity = {
+            "eventId": enriched["eventId"],
+            "customKey": custom,
+            "userId": enriched["userId"],
+            "record": enriched,
+        }
+        return [Emit(IDENTITIES_FEED, custom, identity)]
     return [Emit(CYCLES_FEED, enriched["cycleId"], enriched)]
 
 
@@ -207,6 +221,7 @@ RULES = DomainRules(
     process=process,
     route=route,
     tables=(
+        TableRule(IDENTITY_TABLE, IDENTITIES_FEED, fold_identity),
         TableRule(TIMELINE_TABLE, STATUSES_FEED, fold_timeline),
         TableRule(CYCLE_TABLE, CYCLES_FEED, fold_cycle),
         TableRule(COMPLIANCE_TABLE, COMPLIANCE_FEED, fold_compliance),

@@ -1,32 +1,53 @@
-"""Lära's three tables as pure folds, chained so that each is fed by a topic keyed by its own key.
+"""Lära's four tables as pure folds, chained so that each is fed by a topic keyed by its own key.
 
 ::
 
-    lara.raw --process/route--> lara.statuses.feed (member key) --fold_timeline--+
-             \\                                                                   +--> lara.compliance.feed
-              +-------------> lara.cycles.feed (cycle id) ----fold_cycle--------+      (member key)
-                                                                                         |
-                                                  lara.compliance <--fold_compliance-----+
+    lara.raw --process/route--> lara.identities.feed (custom field) --fold_identity--+
+             \\                                                                       v
+              +---------------> lara.statuses.feed (member key) ----fold_timeline----+
+               \\                                                                     +--> lara.compliance.feed
+                +-------------> lara.cycles.feed (cycle id) ------fold_cycle---------+      (member key)
+                                                                                              |
+                                                       lara.compliance <--fold_compliance-----+
 
-**Timeline** (key: member). Entries are status ranges ``[startDate, endDate)`` (``endDate`` null = open);
-two ranges overlap when each starts before the other ends, so a range may end where the next one starts.
+**Identity** (key: ``customFieldAPIName:customFieldValue``). A member record that names a custom field goes
+through this table; one naming the user only goes straight to the timeline. Progress names the user
+(``memberId``), so a member known to the status records by custom field alone would never meet their credits.
+A record naming both the user and the custom field *links* them (the seed's requests carry both): from then on
+every record of the custom field is forwarded to the user's timeline, re-keyed and renamed to the user. Before
+any link the member is **unresolved**: its records are forwarded under the custom-field key (so its timeline
+and compliance exist, marked ``identity: unresolved``, and count under outcome ``unresolved`` of
+``switchyard_table_updates_total{table="lara.identities"}``) and kept in ``pending`` (the last
+:data:`PENDING_KEPT`; a full status set makes the records before it moot). The link sends the pending records
+to the user's timeline in their order, then a tombstone for the custom-field timeline (its compliance snapshot
+is erased: the member now appears under the user), then the linking record. A later link to another user
+takes effect for later records. Records of one member stay in order only as far as their raw records share a
+partition (the same raw key), as everywhere in Switchyard.
 
-- ``member_statuses`` replaces every entry (stage one already refused a set that overlaps itself);
+**Timeline** (key: member). Entries are status ranges ``[startDate, endDate)`` (``endDate`` null = open).
+Ranges may overlap: the seed's rules (codes 1000-1010) forbid none, and concurrent statuses are real (an open
+"Membre" range and a later "Suspension du droit d'exercice").
+
+- ``member_statuses`` replaces every entry;
 - ``member_status_update`` sets the entry named ``entryId`` (adding it when unknown, so an update that
   overtakes the full set it belongs to is not lost);
 - ``member_status_change`` closes the *active range* (the latest-starting range that starts before the new one
-  and is open or ends after its start) at the new start, and adds the new range.
+  and is open or ends after its start) at the new start, and adds the new range. Other ranges covering that
+  instant stay as they are: the seed's change closes one range ("la plage active"), not every concurrent one.
 
-An update or change whose result would overlap another range is **rejected and recorded**: a fold cannot
-dead-letter (its input was accepted long ago), so the state keeps the timeline untouched and appends
-``{eventId, type, code: LARA-OVERLAP, reason}`` to ``rejected`` (the last :data:`REJECTED_KEPT`).
 Idempotency: every transition is computed as "the timeline after this value"; a value whose result equals
-the stored state (a full set or update delivered again; a change whose range already exists exactly as asked;
-a rejection already recorded under its event id) changes nothing and emits nothing. A record whose event id
-is among the last :data:`APPLIED_KEPT` applied changes nothing either: after a crash the feed replays a stretch
-*behind* later records, and a change replayed over the change that closed its range would otherwise read as an
-overlap and be recorded as rejected. ``revision`` counts
-changes of the entries, so the compliance table can ignore an older timeline arriving late.
+the stored state (a full set or update delivered again; a change whose range already exists exactly as asked)
+changes nothing and emits nothing. A record whose event id is among the last :data:`APPLIED_KEPT` applied
+changes nothing either: after a crash the feed replays a stretch *behind* later records, and a change replayed
+over the change that closed its range would otherwise close it again and add its range a second time.
+``revision`` counts changes of the entries, so the compliance table can ignore an older timeline arriving late.
+
+**Active now** (:func:`active_now`) is decided from every range that covers the instant: the member is active
+when at least one range covers it and none of those says inactive. The seed lists "suspension du droit
+d'exercice" and "limitation du droit d'exercice" among the *active* statuses (when ``isActiveMember`` is not
+given), so a membership with a concurrent suspension stays active; a suspension sent with
+``isActiveMember: false`` is an explicit "inactive during this range" and makes the member inactive while it
+lasts, whatever other range covers the instant.
 
 **Cycle** (key: cycle id). Holds the cycle, its periods (by ``cyclePeriodId``, each replaced whole: the
 records are list responses, not partial edits) and the members whose progress went through it. ``seq``
@@ -52,7 +73,6 @@ from datetime import datetime
 from typing import Any
 
 from app.core.records import Emit, Folded
-from app.domains.lara.checks import OVERLAPPING_RANGES
 from app.domains.lara.enrich import credit_progress
 from app.domains.lara.models import (
     CYCLE,
@@ -63,6 +83,8 @@ from app.domains.lara.models import (
     USER_PROGRESS,
 )
 
+IDENTITY_TABLE = "identities"
+IDENTITIES_FEED = "lara.identities.feed"
 TIMELINE_TABLE = "status-timeline"
 CYCLE_TABLE = "cycles"
 COMPLIANCE_TABLE = "compliance"
@@ -71,8 +93,8 @@ CYCLES_FEED = "lara.cycles.feed"
 COMPLIANCE_FEED = "lara.compliance.feed"
 COMPLIANCE_TOPIC = "lara.compliance"
 
-REJECTED_KEPT = 20
 PROGRESS_IDS_KEPT = 4
+PENDING_KEPT = 100
 #: Event ids (16-character tags) of the member records a timeline applied last: far more than a crash can replay.
 APPLIED_KEPT = 32
 
@@ -102,51 +124,92 @@ def _start(entry: dict[str, Any]) -> datetime:
     return start
 
 
-def overlap(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Half-open ranges overlap when each starts before the other ends (an open end never ends)."""
-    a_end, b_end = _at(a["endDate"]), _at(b["endDate"])
-    return (b_end is None or _start(a) < b_end) and (a_end is None or _start(b) < a_end)
-
-
-def first_overlap(entries: Sequence[dict[str, Any]]) -> tuple[int, int] | None:
-    """Indexes of the first two entries that overlap, or None."""
-    for i, a in enumerate(entries):
-        for j in range(i + 1, len(entries)):
-            if overlap(a, entries[j]):
-                return i, j
-    return None
-
-
 def ordered(entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Entries in time order (start, then entry id), reduced to the fields the timeline keeps."""
     kept = [{f: e.get(f) for f in _ENTRY_FIELDS} for e in entries]
     return sorted(kept, key=lambda e: (_start(e), e["entryId"] or ""))
 
 
-def covering(entries: Sequence[dict[str, Any]], at: datetime) -> dict[str, Any] | None:
-    """The range ``at`` falls in, the latest-starting one if several."""
-    found = None
-    for e in entries:
-        end = _at(e["endDate"])
-        if _start(e) <= at and (end is None or at < end):
-            found = e
-    return found
+def covering(entries: Sequence[dict[str, Any]], at: datetime) -> list[dict[str, Any]]:
+    """Every range ``at`` falls in, in the entries' (time) order."""
+    return [e for e in entries if _start(e) <= at and ((end := _at(e["endDate"])) is None or at < end)]
+
+
+def active_now(entries: Sequence[dict[str, Any]], at: datetime) -> bool:
+    """Some range covers ``at`` and none of those says inactive (rule in the module docstring)."""
+    ranges = covering(entries, at)
+    return bool(ranges) and all(e["isActiveMember"] for e in ranges)
+
+
+# ---- identity ----------------------------------------------------------------------------------------------
+
+
+def is_custom_field_key(member_key: str) -> bool:
+    """A member key names a custom field (``api:value``); user ids (base64, maybe %-encoded) hold no ``:``."""
+    return ":" in member_key
+
+
+def _as_user(record: dict[str, Any], user: str) -> dict[str, Any]:
+    return {**record, "memberKey": user, "userId": user}
+
+
+def _pending_after(
+    pending: list[dict[str, Any]], record: dict[str, Any]
+) -> tuple[list[dict[str, Any]], bool]:
+    """Pending records with ``record`` added: a full set drops what it replaces; (kept, truncated)."""
+    if any(p["eventId"] == record["eventId"] for p in pending):
+        return pending, False
+    kept = [record] if record["type"] == MEMBER_STATUSES else [*pending, record]
+    return kept[-PENDING_KEPT:], len(kept) > PENDING_KEPT
+
+
+def fold_identity(state: Any, value: Any, now: datetime) -> Folded:
+    """Link a custom field to its user, or forward a record of it (rules in the module docstring)."""
+    if value is None:
+        if state is None:
+            return Folded(None, (), changed=False)
+        return Folded(None, [Emit(STATUSES_FEED, state["customKey"], None)])
+    custom, record, user = value["customKey"], value["record"], value["userId"]
+    current: dict[str, Any] = state or {
+        "customKey": custom,
+        "userId": None,
+        "pending": [],
+        "truncated": False,
+    }
+    if user is None and current["userId"] is not None:
+        return Folded(
+            state,
+            [Emit(STATUSES_FEED, current["userId"], _as_user(record, current["userId"]))],
+            changed=False,
+            outcome="forwarded",
+        )
+    if user is None:
+        pending, truncated = _pending_after(current["pending"], record)
+        new = {**current, "pending": pending, "truncated": current["truncated"] or truncated}
+        return Folded(
+            new, [Emit(STATUSES_FEED, custom, record)], changed=new != current, outcome="unresolved"
+        )
+    emits: list[Emit] = []
+    if user != current["userId"] and current["pending"]:
+        emits.extend(Emit(STATUSES_FEED, user, _as_user(p, user)) for p in current["pending"])
+        emits.append(Emit(STATUSES_FEED, custom, None))
+    emits.append(Emit(STATUSES_FEED, user, _as_user(record, user)))
+    new = {**current, "userId": user, "pending": []}
+    return Folded(new, emits, changed=new != current, outcome="linked" if new != current else "forwarded")
 
 
 # ---- timeline ----------------------------------------------------------------------------------------------
 
 
-def apply_status_record(entries: list[dict[str, Any]], value: dict[str, Any]) -> list[dict[str, Any]] | str:
-    """The entries after ``value`` (a member record as stage one enriched it), or the reason it is refused."""
+def apply_status_record(entries: list[dict[str, Any]], value: dict[str, Any]) -> list[dict[str, Any]]:
+    """The entries after ``value`` (a member record as stage one enriched it)."""
     kind = value["type"]
     if kind == MEMBER_STATUSES:
         return ordered(value["statuses"])
     new = dict(value["status"])
     if kind == MEMBER_STATUS_UPDATE:
         new["entryId"] = value["entryId"]
-        others = [e for e in entries if e["entryId"] != value["entryId"]]
-        clash = next((e for e in others if overlap(e, new)), None)
-        return "the updated range overlaps another range" if clash else ordered([*others, new])
+        return ordered([*(e for e in entries if e["entryId"] != value["entryId"]), new])
     if kind == MEMBER_STATUS_CHANGE:
         (new,) = ordered([new])
         if new in entries:
@@ -160,8 +223,6 @@ def apply_status_record(entries: list[dict[str, Any]], value: dict[str, Any]) ->
         rest = [e for e in entries if e is not active]
         if active is not None:
             rest.append({**active, "endDate": new["startDate"]})
-        if any(overlap(e, new) for e in rest):
-            return "the new range overlaps a range that is not the active one"
         return ordered([*rest, new])
     raise ValueError(f"{kind} is not a member status record")
 
@@ -173,27 +234,16 @@ def fold_timeline(state: Any, value: Any, now: datetime) -> Folded:
             return Folded(None, (), changed=False)
         return Folded(None, [Emit(COMPLIANCE_FEED, state["memberKey"], None)])
     key = value["memberKey"]
-    current: dict[str, Any] = state or {"memberKey": key, "revision": 0, "entries": [], "rejected": []}
+    current: dict[str, Any] = state or {"memberKey": key, "revision": 0, "entries": []}
     applied: list[str] = current.get("applied", [])
     tag = value["eventId"][:16]
     if tag in applied:  # replayed after a crash, behind later records it must not be applied over
         return Folded(state, (), changed=False)
     result = apply_status_record(current["entries"], value)
-    if isinstance(result, str):
-        if any(r["eventId"] == value["eventId"] for r in current["rejected"]):
-            return Folded(state, (), changed=False)
-        rejection = {
-            "eventId": value["eventId"],
-            "type": value["type"],
-            "code": OVERLAPPING_RANGES,
-            "reason": result,
-        }
-        rejected = [*current["rejected"], rejection][-REJECTED_KEPT:]
-        return Folded({**current, "rejected": rejected}, ())
     if state is not None and result == current["entries"]:
         return Folded(state, (), changed=False)
     new = {
-        **current,
+        **{k: v for k, v in current.items() if k != "rejected"},  # overlaps were refused before; none is now
         "revision": current["revision"] + 1,
         "entries": result,
         "applied": [tag, *applied][:APPLIED_KEPT],
@@ -306,17 +356,21 @@ def _cycle_view(cycle_id: str, held: dict[str, Any], now: datetime) -> dict[str,
 def compliance_view(state: dict[str, Any], now: datetime) -> dict[str, Any]:
     """The snapshot on ``lara.compliance`` and what the query API serves.
 
-    ``activeNow`` is None when no status is known, False between ranges. ``compliant`` overall is None until
-    some live cycle has a verdict, then True only when every live cycle with a verdict is met.
+    ``activeNow`` is None when no status is known, False between ranges, else :func:`active_now`.
+    ``currentStatuses`` are the ranges covering now; ``currentStatus`` is the latest-starting of them. ``compliant``
+    overall is None until some live cycle has a verdict, then True only when every live cycle with a verdict
+    is met.
     """
     timeline = state["timeline"]
-    status = covering(timeline["entries"], now) if timeline else None
+    statuses = covering(timeline["entries"], now) if timeline else []
     cycles = [_cycle_view(cid, held, now) for cid, held in sorted(state["cycles"].items())]
     verdicts = [c["compliant"] for c in cycles if c["cycleLive"] and c["compliant"] is not None]
     return {
         "memberKey": state["memberKey"],
-        "activeNow": (status["isActiveMember"] if status else False) if timeline else None,
-        "currentStatus": status,
+        "identity": "unresolved" if is_custom_field_key(state["memberKey"]) else "user",
+        "activeNow": active_now(timeline["entries"], now) if timeline else None,
+        "currentStatus": statuses[-1] if statuses else None,
+        "currentStatuses": statuses,
         "cycles": cycles,
         "compliant": all(verdicts) if verdicts else None,
     }

@@ -202,9 +202,9 @@ class EnrichedSession(BaseModel):
     """The value on ``phoenix.sessions.enriched`` (key talentId) and ``phoenix.sessions.by-coach`` (key
     coachId).
 
-        The table folds read it back, so it carries everything they need: the appointment's version
-        (``updatedAt``/``createdAt`` and the bus ``eventId``) decides which delivery of an appointment is the
-        latest. Free text (title, description, cancelation explanation) stays on the raw topic.
+    The table folds read it back, so it carries everything they need: the appointment's version
+    (``updatedAt``/``createdAt`` and the bus ``eventId``) decides which delivery of an appointment is the
+    latest. Free text (title, description, cancelation explanation) stays on the raw topic.
     """
 
     model_config = ConfigDict(frozen=True)

@@ -2,7 +2,7 @@
 
 Everything is drawn from the ``random.Random`` passed in, so a seed reproduces a stream byte for byte. A
 stream mixes realistic results (about 0.5 KB each, several phases, SUCCESS mostly with the Pismo entity, FAIL
-mostly without), invalid records each labelled with the error code ``process`` must raise, and duplicates (the
+mostly without, one phase literally named "none"), invalid records each labelled with the error code ``process`` must raise, and duplicates (the
 same bytes again, and the same content re-serialised) that stage one's dedupe must absorb.
 :func:`reference_phase_counts` computes what the ``phases`` table must hold, independently of the rules.
 """
@@ -22,7 +22,14 @@ import orjson
 
 from app.core.records import RawRecord
 
-PHASES: tuple[str | None, ...] = ("Rollout_Jan2022", "Rollout_Feb2022", "Pilot_Q4_2021", "Wave_3_Cards", None)
+PHASES: tuple[str | None, ...] = (
+    "Rollout_Jan2022",
+    "Rollout_Feb2022",
+    "Pilot_Q4_2021",
+    "Wave_3_Cards",
+    "none",
+    None,
+)
 _SUCCESS = (
     ("MIGR-0001", "Customer migration registration approved"),
     ("MIGR-0003", "Customer migration registration approved with address normalisation"),
@@ -229,7 +236,9 @@ def reference_phase_counts(records: Iterable[Generated]) -> dict[str, dict[str, 
         if identity in seen:
             continue
         seen.add(identity)
-        phase = doc["migration"].get("phase_id") or "none"
+        # The table's key, as topics/catalog.yaml states it: "~" without a phase, a leading "~" doubled.
+        phase_id = doc["migration"].get("phase_id")
+        phase = "~" if phase_id is None else "~" + phase_id if phase_id.startswith("~") else phase_id
         per_phase = counts.setdefault(
             phase, {op: {"SUCCESS": 0, "FAIL": 0} for op in ("CREATION", "UPDATE", "NONE")}
         )

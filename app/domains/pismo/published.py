@@ -63,7 +63,8 @@ class AuditRecord(BaseModel):
 
 
 class PhaseResult(BaseModel):
-    """One accepted result on ``pismo.phase-results`` (key: phase_id, or "none"), feeding the ``phases``
+    """One accepted result on ``pismo.phase-results`` (key: the phase id, escaped by
+    ``app.domains.pismo.state.phase_key``; ``"~"`` for results without a phase), feeding the ``phases``
     table's per-phase counts; ``source`` makes the fold idempotent under redelivery."""
 
     event_id: str

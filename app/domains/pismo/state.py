@@ -1,7 +1,7 @@
 """The ``phases`` table: per migration phase, how many customers migrated, by operation and result.
 
-Keyed by ``phase_id`` (``"none"`` for results without one), fed by ``pismo.phase-results``, one value per
-accepted event (see :func:`phase_result`). The state is a JSON-ready dict::
+Keyed by :func:`phase_key` (the phase id, ``"~"`` for results without one), fed by ``pismo.phase-results``, one
+value per accepted event (see :func:`phase_result`). The state is a JSON-ready dict::
 
     {"phase_id": "Rollout_Jan2022" | None,
      "total": 3,
@@ -41,12 +41,23 @@ from app.core.records import Folded
 
 STATUSES = ("SUCCESS", "FAIL")
 OPERATIONS = ("CREATION", "UPDATE", "NONE")
-NO_PHASE = "none"
+#: The key of results without a phase. No phase id maps to it (see :func:`phase_key`).
+PHASELESS_KEY = "~"
 
 
 def phase_key(phase_id: str | None) -> str:
-    """The table key: the phase id, or ``"none"`` (a phase literally named "none" shares that key)."""
-    return NO_PHASE if phase_id is None else phase_id
+    """The table key of a phase: the phase id itself, with one ``~`` put in front when it starts with ``~``;
+    ``"~"`` alone for results without a phase.
+
+    The seed's ``phase_id`` is any string, so no spelling is free for "no phase" unless the ids are escaped. This
+    escape is injective (drop one leading ``~`` to get the id back), leaves every id that does not start with
+    ``~`` unchanged (readable keys and URLs), and never yields ``"~"`` for an id: ``"~"`` becomes ``"~~"`` and
+    ``""`` stays ``""``. The key is also what ``GET /api/pismo/phases/{key}`` takes, so Faust's router sends
+    the request to the worker holding the key's partition.
+    """
+    if phase_id is None:
+        return PHASELESS_KEY
+    return "~" + phase_id if phase_id.startswith("~") else phase_id
 
 
 def phase_result(audit: Mapping[str, Any]) -> dict[str, Any]:

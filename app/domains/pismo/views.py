@@ -1,7 +1,8 @@
 """Pismo's HTTP endpoints: the ``phases`` table, one phase or every phase this worker holds.
 
-``GET /api/pismo/phases/{phase_id}`` is routed to the worker owning the phase's partition, so it answers from any
-worker. ``GET /api/pismo/phases`` does not gather from other workers: it lists the phases in the partitions this
+``GET /api/pismo/phases/{phase_key}`` is routed to the worker owning the phase's partition, so it answers from any
+worker; the key is the phase id (``"~"`` for results without a phase, a leading ``~`` doubled; ``phase_key`` in
+``state.py``), and the listing is keyed the same way. ``GET /api/pismo/phases`` does not gather from other workers: it lists the phases in the partitions this
 worker owns and says which partitions those are (``complete`` is true only when it owns all of them), so a
 partial answer can never be mistaken for the whole migration. With one worker, or behind a gatherer that asks
 every worker, it is the full picture.
@@ -17,11 +18,11 @@ from app.domains.pismo.rules import RULES
 from app.domains.pismo.tables import PHASES_TABLE, held_partitions, local_phases, public_phase
 
 PHASES_PATH = "/api/pismo/phases"
-PHASE_PATH = "/api/pismo/phases/{phase_id}"
+PHASE_PATH = "/api/pismo/phases/{phase_key}"
 
 
 def register(runtime: Runtime) -> None:
-    table_query(runtime, PHASE_PATH, RULES.name, PHASES_TABLE, "phase_id", render=public_phase)
+    table_query(runtime, PHASE_PATH, RULES.name, PHASES_TABLE, "phase_key", render=public_phase)
     holder = runtime.table(RULES.name, PHASES_TABLE)
 
     @runtime.app.page(PHASES_PATH, name="pismo-phases-all")

@@ -61,21 +61,35 @@ ACTIVITY_PROPERTIES: frozenset[str] = frozenset(
 PropertyValue = str | int | float | bool | None
 
 
+#: The longest contact or activity id the CRM holds. A command may name a longer one (an e-mail may have 320
+#: characters): the sink dead-letters that command alone (``CRM-ID-TOO-LONG``) instead of sending it.
+MAX_CRM_ID = 255
+
+
+def id_too_long(command: CrmCommand) -> str | None:
+    """The field of ``command`` naming an id the CRM cannot hold, or None when the CRM can take it."""
+    if len(command.contact_id) > MAX_CRM_ID:
+        return "contact_id"
+    if command.activity_id is not None and len(command.activity_id) > MAX_CRM_ID:
+        return "activity_id"
+    return None
+
+
 class CrmCommand(BaseModel):
     """One idempotent instruction to the CRM.
 
     ``command_id`` is deterministic (same upstream delivery -> same id): the sink and the reference CRM use it as
-    the idempotency key, so a redelivered command has no second effect. ``sequence`` orders commands of one
-    contact when they share a source timestamp (the producer's own order).
+    the idempotency key, so a redelivered command has no second effect. Commands are keyed by ``contact_id``, so
+    one contact's commands reach the sink in the order they were produced.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     command_id: str = Field(min_length=8, max_length=128)
     op: CommandOp
-    contact_id: str = Field(min_length=1, max_length=255)
+    contact_id: str = Field(min_length=1)
     id_property: IdProperty = "vome_user_id"
-    activity_id: str | None = Field(default=None, max_length=255)
+    activity_id: str | None = None
     properties: dict[str, PropertyValue] = Field(default_factory=dict)
     source: str
     source_event_id: str

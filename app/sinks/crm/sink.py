@@ -12,6 +12,9 @@ takes a rate-limit permit -> classify:
 - one input refused in a batch answer -> dead-letter its commands. A refused *merged* input is re-sent source by
   source first, since a later command may not deserve its predecessor's refusal.
 
+A command naming an id longer than the CRM holds (``commands.MAX_CRM_ID``) is dead-lettered before any call
+(``CRM-ID-TOO-LONG``, no status: it never reached the CRM); the rest of the batch goes on.
+
 Dead letters carry the CRM's category, message (values we sent scrubbed out) and codes, never the inputs.
 ``write`` returns only when every command has an outcome, or raises the last retriable error once
 ``give_up_after`` seconds of failure have passed (for a shutdown or rebalance; the caller does not commit and
@@ -34,7 +37,7 @@ from app.settings import Settings
 from app.sinks.crm.base import CallRecord, CrmAdapter, ItemError, ItemResult
 from app.sinks.crm.batching import Call, Item, plan
 from app.sinks.crm.breaker import BreakerState, CircuitBreaker
-from app.sinks.crm.commands import CommandOp, CrmCommand
+from app.sinks.crm.commands import MAX_CRM_ID, CommandOp, CrmCommand, id_too_long
 from app.sinks.crm.limiter import Monotonic, RateLimiter, Sleep
 from app.sinks.crm.retry import Backoff
 
@@ -44,7 +47,7 @@ class DeadLetter:
     """A command the CRM refused for good: what goes to ``crm.deadletter``."""
 
     command: CrmCommand
-    status: int
+    status: int | None  # None when the command never reached the CRM
     body: str
     code: str = "SINK-PERMANENT"
 
@@ -136,7 +139,16 @@ class CrmSink:
     async def write(self, commands: Sequence[CrmCommand]) -> list[DeadLetter]:
         """Apply ``commands`` (in their order); the ones the CRM refused for good."""
         tally = _Tally()
-        for call in plan(commands, self._batch_limit, self.adapter.accepts):
+        carried: list[CrmCommand] = []
+        for command in commands:
+            field_name = id_too_long(command)
+            if field_name is None:
+                carried.append(command)
+                continue
+            message = f"{field_name} is longer than the {MAX_CRM_ID} characters the CRM holds"
+            tally.dead.append(DeadLetter(command, None, message, code="CRM-ID-TOO-LONG"))
+            self.hooks.commands(command.op, "dead_lettered", 1)
+        for call in plan(carried, self._batch_limit, self.adapter.accepts):
             await self._run_call(call, tally)
         return tally.dead
 
