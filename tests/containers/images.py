@@ -63,7 +63,8 @@ def docker_answers() -> str | None:
     except subprocess.TimeoutExpired:
         return "`docker info` did not answer within 20 s"
     if done.returncode != 0:
-        return f"no Docker engine answers: {done.stderr.strip().splitlines()[-1:] or done.returncode}"
+        said = done.stderr.strip().splitlines()
+        return f"no Docker engine answers ({said[-1] if said else f'docker info: exit {done.returncode}'})"
     return None
 
 
