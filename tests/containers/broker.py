@@ -21,7 +21,7 @@ from typing import NoReturn
 import pytest
 
 from app.broker import free_ports
-from tests.containers.images import ImageError, docker_answers, image
+from tests.containers.images import ImageError, MissingTool, docker_answers, image
 
 STARTUP_TIMEOUT_S = 120
 
@@ -53,6 +53,8 @@ def container_broker() -> Iterator[str]:
     testcontainers_config.ryuk_disabled = True
     try:
         kafka = image("kafka")
+    except MissingTool as exc:
+        skip_or_fail(str(exc))
     except ImageError as exc:
         pytest.fail(f"the Kafka image could not be built: {exc}")
     port, controller = free_ports(2)

@@ -40,6 +40,10 @@ class ImageError(RuntimeError):
     """An image could not be built; the message carries the tail of the build's output."""
 
 
+class MissingTool(ImageError):
+    """A build prerequisite is not installed: a reason to skip on a developer machine, not a build failure."""
+
+
 @dataclass(frozen=True)
 class Image:
     """A locally built image: ``name`` is what callers ask for, ``tag`` the content-addressed reference."""

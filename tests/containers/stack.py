@@ -41,6 +41,7 @@ class Stack:
     def __init__(self, compose: list[str], images: dict[str, Image], tmp: Path) -> None:
         self.project = f"switchyard-smoke-{uuid.uuid4().hex[:8]}"
         self.compose_cmd = compose
+        self.images = images
         (
             self.kafka_port,
             self.controller_port,
@@ -122,6 +123,11 @@ class Stack:
 
     def down(self) -> None:
         self.compose("down", "-v", "--remove-orphans", "--timeout", "60")
+
+    def container(self, service: str) -> str:
+        """The id of ``service``'s (one) running container."""
+        (found,) = self.compose("ps", "-q", service).stdout.split()
+        return found
 
     def logs(self, tail: int = 40) -> str:
         done = subprocess.run(

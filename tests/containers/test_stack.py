@@ -12,6 +12,8 @@ asked for its contacts. Skipped, with the reason, where no Docker engine answers
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -28,7 +30,7 @@ from app.core.records import RawRecord
 from app.demo import BROKEN_JSON, domain_rules, publish
 from app.settings import Settings
 from tests.containers.broker import docker_or_skip, skip_or_fail
-from tests.containers.images import ImageError, all_images
+from tests.containers.images import ImageError, MissingTool, all_images
 from tests.containers.stack import PROMETHEUS_DIR, Stack, compose_command
 
 pytestmark = pytest.mark.integration
@@ -71,6 +73,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         )
     try:
         images = all_images()
+    except MissingTool as exc:
+        skip_or_fail(str(exc))
     except ImageError as exc:
         pytest.fail(f"building the images failed: {exc}")
     s = Stack(compose, images, tmp_path_factory.mktemp("stack"))
@@ -133,6 +137,32 @@ def test_both_workers_are_ready(stack: Stack) -> None:
     for url in stack.worker_urls:
         response = httpx.get(f"{url}/health/ready", timeout=5)
         assert response.status_code == 200, (url, response.text)
+
+
+def test_the_images_own_healthcheck_passes_on_a_running_worker(stack: Stack) -> None:
+    # Compose overrides it with /health/ready; a plain `docker run` or another orchestrator gets this one.
+    inspected = subprocess.run(
+        [
+            "docker",
+            "image",
+            "inspect",
+            "--format",
+            "{{json .Config.Healthcheck.Test}}",
+            stack.images["app"].tag,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    test = json.loads(inspected.stdout)
+    assert test[0] == "CMD" and "/health/live" in " ".join(test), test
+    probe = subprocess.run(
+        ["docker", "exec", stack.container("worker-1"), *test[1:]],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert probe.returncode == 0, probe.stderr
 
 
 def test_every_domains_samples_come_out_on_the_topics_the_rules_say(
