@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -32,6 +33,7 @@ CACHE_DIR = ROOT / ".switchyard" / "images"
 HOST_CA_DIR = Path("/usr/local/share/ca-certificates")
 SUITE = "bookworm"
 BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates")
+KAFKA_VERSION_ENV = "SWITCHYARD_KAFKA_VERSION"
 # Bump to force a rebuild of everything (say, to pick up Debian security updates).
 CACHE_EPOCH = "1"
 
@@ -200,11 +202,19 @@ _SPECS: dict[str, tuple[str, Path, Path, tuple[Path, ...]]] = {
 }
 
 
+def _build_args(name: str) -> list[str]:
+    """The Kafka image follows ``SWITCHYARD_KAFKA_VERSION`` like the embedded broker (else its Dockerfile's
+    default, which tests/ops/test_compose.py holds equal to app/broker.py's)."""
+    version = os.environ.get(KAFKA_VERSION_ENV, "").strip()
+    return [f"KAFKA_VERSION={version}"] if name == "kafka" and version else []
+
+
 def image(name: str, base_image: Image | None = None) -> Image:
     """Image ``name`` (``app``, ``kafka``, ``prometheus``), built on the local base unless already built."""
     repository, dockerfile, context, inputs = _SPECS[name]
     base_image = base_image or base()
-    digest = _digest([base_image.tag], [dockerfile, *inputs])
+    args = [f"BASE_IMAGE={base_image.tag}", *_build_args(name)]
+    digest = _digest([base_image.tag, *args[1:]], [dockerfile, *inputs])
     tag = f"{repository}:ci-{digest}"
     if not _exists(tag):
         started = time.monotonic()
@@ -215,8 +225,7 @@ def image(name: str, base_image: Image | None = None) -> Image:
                 "--force-rm",
                 "--network",
                 "host",
-                "--build-arg",
-                f"BASE_IMAGE={base_image.tag}",
+                *(flag for arg in args for flag in ("--build-arg", arg)),
                 "-f",
                 str(dockerfile),
                 "-t",
