@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,6 +21,8 @@ import yaml
 from app.broker import DEFAULT_KAFKA_VERSION
 from app.core.paths import ROOT
 from app.settings import Settings
+from tests.containers.broker import skip_or_fail
+from tests.containers.stack import compose_command
 from tests.ops.settings_env import HEALTH_LIVE, HEALTH_READY, served_paths, settings_env_names
 
 _INTERPOLATION = re.compile(r"\$\{([A-Z0-9_]+)(?::?-([^}]*))?\}")
@@ -171,6 +174,28 @@ def test_the_ci_override_puts_every_started_service_on_the_host_network(
         assert service["network_mode"] == "host", name
         assert service["image"].startswith("${SY_CI_"), name
     assert ci["networks"]["default"] == {"name": "host", "external": True}
+    used = {k for s in ci["services"].values() for k in env(s) if k.startswith("SWITCHYARD_")}
+    assert used and used - settings_env_names() == set()
+
+
+@pytest.mark.parametrize(
+    "files", [["docker-compose.yml"], ["docker-compose.yml", "docker-compose.override.yml"]]
+)
+def test_compose_itself_accepts_the_files(files: list[str]) -> None:
+    """The compose tool's own validation (no engine needed): what `docker compose up` would refuse first."""
+    compose = compose_command()
+    if compose is None:
+        skip_or_fail(
+            "neither `docker compose` nor `docker-compose` is installed (.ci/run installs docker-compose)"
+        )
+    done = subprocess.run(
+        [*compose, *[a for f in files for a in ("-f", str(ROOT / f))], "config", "-q"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
 
 
 def test_prometheus_scrapes_exactly_the_workers_with_the_rules_loaded(
