@@ -51,6 +51,7 @@ class Stack:
             self.prometheus_port,
         ) = free_ports(6)
         self.prometheus_dir = tmp / "prometheus"
+        self.log_file = tmp / "stack.log"
         self._write_prometheus_config()
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("SWITCHYARD_")},
@@ -138,8 +139,7 @@ class Stack:
                 str(ROOT),
                 "logs",
                 "--no-color",
-                "--tail",
-                str(tail),
+                *(["--tail", str(tail)] if tail is not None else []),
             ],
             env=self.env,
             capture_output=True,

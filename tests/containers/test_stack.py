@@ -185,7 +185,10 @@ def test_every_domains_samples_come_out_on_the_topics_the_rules_say(
     while gaps and time.monotonic() < deadline:
         time.sleep(2)
         gaps = missing()
-    assert not gaps, f"records the rules route but the stack did not produce: {gaps}\n{stack.logs()}"
+    assert not gaps, (
+        f"records the rules route but the stack did not produce: {gaps}\n"
+        f"(whole logs in {stack.log_file} after teardown)\n{stack.logs()}"
+    )
     print("outputs: " + ", ".join(f"{t} {len(k)} key(s)" for t, k in sorted(keys.items())))
 
 
