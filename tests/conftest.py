@@ -1,7 +1,9 @@
 """Session-wide fixtures: one real Kafka broker for the whole run, and unique names so tests never share state.
 
 The broker is started at most once per session and only when a test asks for it, so unit and contract runs
-never pay for a JVM. ``SWITCHYARD_BROKER=host:port`` points the suite at an existing broker instead.
+never pay for a JVM. ``SWITCHYARD_BROKER=host:port`` points the suite at an existing broker instead;
+``SWITCHYARD_TEST_BROKER`` picks who provides it otherwise: ``embedded`` (default, a JVM on this machine) or
+``docker`` (the locally built Kafka image through testcontainers, tests/containers/broker.py).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from app.broker import EmbeddedBroker
 from tests.faust_run import FaustRun
 
 BROKER_ENV = "SWITCHYARD_BROKER"
+PROVIDER_ENV = "SWITCHYARD_TEST_BROKER"
+PROVIDERS = ("embedded", "docker")
 SCRAM_USERS = {"switchyard": "switchyard-secret", "reader": "reader-secret"}
 
 _started: list[EmbeddedBroker] = []
@@ -37,10 +41,20 @@ def running(broker: EmbeddedBroker) -> Iterator[EmbeddedBroker]:
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``host:port`` of the session's broker: ``$SWITCHYARD_BROKER``, else an embedded KRaft broker."""
+    """``host:port`` of the session's broker: ``$SWITCHYARD_BROKER``, else a KRaft broker from the provider
+    ``$SWITCHYARD_TEST_BROKER`` names (embedded JVM by default, or a container)."""
     external = os.environ.get(BROKER_ENV, "").strip()
     if external:
         yield external
+        return
+    provider = os.environ.get(PROVIDER_ENV, "").strip() or "embedded"
+    if provider not in PROVIDERS:
+        raise pytest.UsageError(f"{PROVIDER_ENV}={provider!r}: one of {', '.join(PROVIDERS)}")
+    if provider == "docker":
+        from tests.containers.broker import container_broker
+
+        with container_broker() as bootstrap:
+            yield bootstrap
         return
     data_dir = tmp_path_factory.mktemp("kafka")
     with running(EmbeddedBroker(data_dir=data_dir, log_file=data_dir / "kafka.log")) as broker:

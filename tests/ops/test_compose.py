@@ -1,14 +1,17 @@
-"""docker-compose.yml and the Dockerfile, held to the code they run.
+"""docker-compose.yml and the Dockerfiles, held to the code they run, statically.
 
-There is no Docker engine here, so the file is parsed, not started: every ``SWITCHYARD_*`` variable must be a
-setting (a typo would be ignored silently by pydantic-settings), every worker's settings must validate, the
-healthchecks must ask the port and path the worker serves, and Prometheus must scrape exactly the workers.
+tests/containers/ builds and starts them where a Docker engine answers; these checks run everywhere and name
+the mistake: every ``SWITCHYARD_*`` variable must be a setting (a typo would be ignored silently by
+pydantic-settings), every worker's settings must validate, the healthchecks must ask the port and path the
+worker serves, Prometheus must scrape exactly the workers, and the CI override must put every service on the
+host's network.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import subprocess
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,7 +21,9 @@ import yaml
 from app.broker import DEFAULT_KAFKA_VERSION
 from app.core.paths import ROOT
 from app.settings import Settings
-from tests.ops.settings_env import HEALTH_READY, served_paths, settings_env_names
+from tests.containers.broker import skip_or_fail
+from tests.containers.stack import compose_command
+from tests.ops.settings_env import HEALTH_LIVE, HEALTH_READY, served_paths, settings_env_names
 
 _INTERPOLATION = re.compile(r"\$\{([A-Z0-9_]+)(?::?-([^}]*))?\}")
 
@@ -40,6 +45,13 @@ def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return found
 
 
+@pytest.fixture(scope="module")
+def published() -> dict[str, dict[str, Any]]:
+    """docker-compose.override.yml: the ports people get (compose reads it by default; CI leaves it out)."""
+    doc: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.override.yml").read_text())
+    return {name: s for name, s in doc["services"].items()}
+
+
 def env(service: dict[str, Any]) -> dict[str, str]:
     raw = service.get("environment", {})
     if isinstance(raw, list):
@@ -48,7 +60,7 @@ def env(service: dict[str, Any]) -> dict[str, str]:
 
 
 def workers(services: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {name: s for name, s in services.items() if s.get("command") == ["switchyard", "worker"]}
+    return {name: s for name, s in services.items() if s.get("command") == ["worker"]}
 
 
 def container_ports(service: dict[str, Any]) -> set[int]:
@@ -65,14 +77,23 @@ def healthcheck_url(service: dict[str, Any]) -> str:
 def test_the_stack_has_every_piece(services: dict[str, dict[str, Any]]) -> None:
     assert {"kafka", "crm", "prometheus", "grafana"} <= set(services)
     assert len(workers(services)) == 2
-    assert services["crm"]["command"][:2] == ["switchyard", "crm-reference"]
+    assert services["crm"]["command"][0] == "crm-reference"
     assert all("healthcheck" in s for s in services.values())
+    assert services["grafana"]["profiles"] == ["grafana"]  # its image cannot be had offline (README)
 
 
 def test_images_are_pinned_and_kafka_is_the_version_the_tests_run(
     services: dict[str, dict[str, Any]],
 ) -> None:
-    assert services["kafka"]["image"] == f"apache/kafka:{DEFAULT_KAFKA_VERSION}"
+    kafka = services["kafka"]
+    assert kafka["build"]["context"] == "deploy/kafka"
+    assert kafka["build"]["args"]["KAFKA_VERSION"] == DEFAULT_KAFKA_VERSION
+    assert kafka["image"] == f"switchyard-kafka:{DEFAULT_KAFKA_VERSION}"
+    pom = (ROOT / "deploy" / "kafka" / "pom.xml").read_text()
+    assert f"<kafka.version>{DEFAULT_KAFKA_VERSION}</kafka.version>" in pom
+    assert (
+        f"ARG KAFKA_VERSION={DEFAULT_KAFKA_VERSION}" in (ROOT / "deploy" / "kafka" / "Dockerfile").read_text()
+    )
     for name, service in services.items():
         image = service.get("image", "")
         assert ":" in image and not image.endswith(":latest"), name
@@ -122,7 +143,7 @@ def test_workers_have_their_own_id_and_data_volume(services: dict[str, dict[str,
 
 
 def test_healthchecks_ask_each_workers_ready_endpoint_on_its_web_port(
-    services: dict[str, dict[str, Any]],
+    services: dict[str, dict[str, Any]], published: dict[str, dict[str, Any]]
 ) -> None:
     assert HEALTH_READY in served_paths()
     for name, service in workers(services).items():
@@ -130,7 +151,51 @@ def test_healthchecks_ask_each_workers_ready_endpoint_on_its_web_port(
         url = urlsplit(healthcheck_url(service))
         assert url.path == HEALTH_READY, name
         assert (url.hostname, url.port) == (e["SWITCHYARD_WEB_HOST"], int(e["SWITCHYARD_WEB_PORT"])), name
-        assert container_ports(service) == {int(e["SWITCHYARD_WEB_PORT"])}, name
+        assert container_ports(published[name]) == {int(e["SWITCHYARD_WEB_PORT"])}, name
+
+
+def test_ports_are_published_only_by_the_override(
+    services: dict[str, dict[str, Any]], published: dict[str, dict[str, Any]]
+) -> None:
+    # docker-compose.ci.yml runs everything on the host's network, where a published port is an error.
+    assert [name for name, s in services.items() if "ports" in s] == []
+    assert set(published) <= set(services)
+    for name, service in published.items():
+        assert all(str(p).startswith("127.0.0.1:") for p in service["ports"]), name
+
+
+def test_the_ci_override_puts_every_started_service_on_the_host_network(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    ci = yaml.safe_load((ROOT / "docker-compose.ci.yml").read_text())
+    started = {name for name, s in services.items() if not s.get("profiles")}
+    assert set(ci["services"]) == started
+    for name, service in ci["services"].items():
+        assert service["network_mode"] == "host", name
+        assert service["image"].startswith("${SY_CI_"), name
+    assert ci["networks"]["default"] == {"name": "host", "external": True}
+    used = {k for s in ci["services"].values() for k in env(s) if k.startswith("SWITCHYARD_")}
+    assert used and used - settings_env_names() == set()
+
+
+@pytest.mark.parametrize(
+    "files", [["docker-compose.yml"], ["docker-compose.yml", "docker-compose.override.yml"]]
+)
+def test_compose_itself_accepts_the_files(files: list[str]) -> None:
+    """The compose tool's own validation (no engine needed): what `docker compose up` would refuse first."""
+    compose = compose_command()
+    if compose is None:
+        skip_or_fail(
+            "neither `docker compose` nor `docker-compose` is installed (.ci/run installs docker-compose)"
+        )
+    done = subprocess.run(
+        [*compose, *[a for f in files for a in ("-f", str(ROOT / f))], "config", "-q"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
 
 
 def test_prometheus_scrapes_exactly_the_workers_with_the_rules_loaded(
@@ -165,7 +230,9 @@ def test_grafana_gets_the_provisioning_and_the_dashboard(services: dict[str, dic
         (ROOT / "deploy" / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text()
     )["datasources"][0]
     url = urlsplit(source["url"])
-    assert url.hostname in services and url.port in container_ports(services[url.hostname])
+    assert url.hostname in services
+    assert "--web.listen-address" not in " ".join(services[url.hostname]["command"])  # default :9090
+    assert url.port == 9090
 
 
 def test_workers_reach_kafka_and_the_crm_where_they_listen(services: dict[str, dict[str, Any]]) -> None:
@@ -182,10 +249,15 @@ def test_workers_reach_kafka_and_the_crm_where_they_listen(services: dict[str, d
 
 def test_the_image_installs_the_package_and_runs_a_worker() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
-    assert re.search(r"^FROM python:3\.11-slim$", dockerfile, re.M)
-    assert re.search(r"^RUN pip install \.$", dockerfile, re.M)
-    assert 'CMD ["switchyard", "worker"]' in dockerfile
-    for needed in ("app", "topics", "schemas"):
+    assert re.search(r"^ARG BASE_IMAGE=python:3\.11-slim-bookworm$", dockerfile, re.M)
+    assert re.search(r"^RUN /opt/switchyard/bin/pip install \. ", dockerfile, re.M)
+    assert "PYTHONPATH" not in dockerfile
+    assert re.search(r"^USER switchyard$", dockerfile, re.M)
+    assert (
+        re.search(rf"^HEALTHCHECK .*{HEALTH_LIVE}", dockerfile, re.M | re.S) and HEALTH_LIVE in served_paths()
+    )
+    assert 'ENTRYPOINT ["switchyard"]' in dockerfile and 'CMD ["worker"]' in dockerfile
+    for needed in ("app", "topics", "schemas", "samples"):
         assert re.search(rf"^COPY {needed} ", dockerfile, re.M), needed
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert ".venv" in ignored and ".git" in ignored
