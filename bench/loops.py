@@ -23,8 +23,7 @@ from app.core.dedupe import SeenIds
 from app.core.engine import encode_value, internal_error
 from app.core.errors import RecordError
 from app.core.kafka import producer
-from app.core.records import DomainRules, Emit, RawRecord, TableRule
-from app.core.runtime import normalize_headers
+from app.core.records import DomainRules, Emit, RawRecord, TableRule, normalize_headers
 from app.settings import Settings
 from bench.kafka import consumer
 

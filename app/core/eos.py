@@ -26,8 +26,9 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import ProducerFenced, TopicAlreadyExistsError
 
 from app.core.dedupe import stamp
-from app.core.records import DomainRules, RawRecord
-from app.core.runtime import Runtime, normalize_headers
+from app.core.kafka import group_lag, raw_of
+from app.core.records import DomainRules
+from app.core.runtime import Runtime
 
 log = logging.getLogger("switchyard.eos")
 
@@ -260,30 +261,10 @@ class TransactionalStage:
         return True
 
     def lag(self) -> list[tuple[str, int, int]]:
-        """(topic, partition, records behind) for every assigned partition: high watermark minus the offset after
-        the last committed transaction (what Kafka's ConsumerGroupCommand shows for this group)."""
+        """Lag per assigned partition, against the offset after the last committed transaction."""
         if self.consumer is None:
             return []
-        out = []
-        for tp in self.consumer.assignment():
-            high = self.consumer.highwater(tp)
-            committed = self.next_offset.get(tp.partition)
-            if high is not None and committed is not None:
-                out.append((tp.topic, tp.partition, max(high - committed, 0)))
-        return out
-
-
-def raw_of(rec: Any) -> RawRecord:
-    """An aiokafka ``ConsumerRecord`` as a :class:`RawRecord` (its timestamp is in milliseconds already)."""
-    return RawRecord(
-        rec.value,
-        rec.key,
-        normalize_headers(rec.headers),
-        rec.topic,
-        rec.partition,
-        rec.offset,
-        rec.timestamp,
-    )
+        return group_lag(self.consumer, lambda tp: self.next_offset.get(tp.partition))
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

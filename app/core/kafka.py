@@ -1,12 +1,14 @@
-"""Small aiokafka helpers for the CLI and tools (the worker's own clients are Faust's)."""
+"""Small aiokafka helpers: the CLI's and tools' clients, and what the worker's own aiokafka consumers (the
+exactly-once stages, the CRM sink) share."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from app.core.records import RawRecord, normalize_headers
 from app.settings import Settings
 
 
@@ -87,3 +89,31 @@ async def read_to_end(
             await consumer.commit({tp: ends[tp] for tp in tps})
     finally:
         await consumer.stop()
+
+
+def raw_of(rec: Any) -> RawRecord:
+    """An aiokafka ``ConsumerRecord`` as a :class:`RawRecord` (its timestamp is in milliseconds already)."""
+    return RawRecord(
+        rec.value,
+        rec.key,
+        normalize_headers(rec.headers),
+        rec.topic,
+        rec.partition,
+        rec.offset,
+        rec.timestamp,
+    )
+
+
+def group_lag(
+    consumer: AIOKafkaConsumer, committed: Callable[[TopicPartition], int | None]
+) -> list[tuple[str, int, int]]:
+    """(topic, partition, records behind) for every partition assigned to ``consumer``: the high watermark minus
+    the group's committed offset, what Kafka's ConsumerGroupCommand shows. Partitions not fetched yet, or with no
+    known commit, are left out."""
+    out: list[tuple[str, int, int]] = []
+    for tp in consumer.assignment():
+        high = consumer.highwater(tp)
+        done = committed(tp)
+        if high is not None and done is not None:
+            out.append((tp.topic, tp.partition, max(high - done, 0)))
+    return out

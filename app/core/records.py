@@ -21,6 +21,14 @@ Headers = tuple[tuple[str, bytes], ...]
 EVENT_TYPE_HEADER = "switchyard.event-type"
 
 
+def normalize_headers(headers: Any) -> Headers:
+    """Kafka headers as a client hands them over (a list of pairs, a dict, ``None``) -> :data:`Headers`."""
+    if not headers:
+        return ()
+    items = headers.items() if isinstance(headers, dict) else headers
+    return tuple((str(k), bytes(v) if v is not None else b"") for k, v in items)
+
+
 @dataclass(frozen=True, slots=True)
 class RawRecord:
     """One record as it sits on a raw topic: bytes untouched, plus where it came from."""

@@ -32,7 +32,7 @@ from app.core.clock import Clock, utc_now
 from app.core.dedupe import is_fresh, stamp
 from app.core.engine import Accounting, Engine, Step, Write, encoded
 from app.core.metrics import Metrics
-from app.core.records import DomainRules, Emit, Headers, RawRecord, TableRule
+from app.core.records import DomainRules, Emit, RawRecord, TableRule, normalize_headers
 from app.settings import Settings
 
 log = logging.getLogger("switchyard.runtime")
@@ -40,13 +40,6 @@ log = logging.getLogger("switchyard.runtime")
 #: Micro-batch of the agents: at most this many records, or what arrived within the wait.
 BATCH_MAX = 500
 BATCH_WAIT_SECONDS = 0.01
-
-
-def normalize_headers(headers: Any) -> Headers:
-    if not headers:
-        return ()
-    items = headers.items() if isinstance(headers, dict) else headers
-    return tuple((str(k), bytes(v) if v is not None else b"") for k, v in items)
 
 
 def raw_from_message(message: Any) -> RawRecord:

@@ -24,8 +24,9 @@ from pydantic import ValidationError as PydanticValidationError
 
 from app.core.deadletter import deadletter_headers
 from app.core.errors import DecodeError, RecordError, SinkRefused
+from app.core.kafka import group_lag, raw_of
 from app.core.records import RawRecord
-from app.core.runtime import Runtime, normalize_headers
+from app.core.runtime import Runtime
 from app.core.validation import from_pydantic
 from app.sinks.crm.commands import CrmCommand
 from app.sinks.crm.hooks import PrometheusHooks
@@ -75,14 +76,9 @@ class CrmSinkService:
         """(topic, partition, commands behind) per assigned partition: high watermark minus this group's committed
         offset, what Kafka's ConsumerGroupCommand shows. Their sum is ``switchyard_crm_queue_depth``: every command
         not yet applied or dead-lettered, fetched or not."""
-        out: list[tuple[str, int, int]] = []
-        consumer = self.consumer
-        if consumer is None:
-            return out
-        for tp in consumer.assignment():
-            high = consumer.highwater(tp)
-            if high is not None:
-                out.append((tp.topic, tp.partition, max(high - self.committed.get(tp, 0), 0)))
+        if self.consumer is None:
+            return []
+        out = group_lag(self.consumer, lambda tp: self.committed.get(tp, 0))
         self.rt.metrics.crm_queue_depth.set(sum(behind for _, _, behind in out))
         return out
 
@@ -157,15 +153,7 @@ class CrmSinkService:
         raws: dict[str, RawRecord] = {}
         futures = []
         for rec in records:
-            raw = RawRecord(
-                rec.value,
-                rec.key,
-                normalize_headers(rec.headers),
-                rec.topic,
-                rec.partition,
-                rec.offset,
-                rec.timestamp,
-            )
+            raw = raw_of(rec)
             try:
                 cmd = parse_command(raw)
             except RecordError as err:
