@@ -404,11 +404,14 @@ def demo(once: bool, timeout: float) -> None:
 )
 @click.option("--limit", default=100, show_default=True, help="Calls allowed per window per token.")
 @click.option("--window", default=60.0, show_default=True, help="Rate-limit window in seconds.")
-def crm_reference(host: str, port: int, db: str, limit: int, window: float) -> None:
+@click.option(
+    "--limits", default="", help="Several windows at once, e.g. 100/10s,100/60s (replaces --limit/--window)."
+)
+def crm_reference(host: str, port: int, db: str, limit: int, window: float, limits: str) -> None:
     """Run the reference CRM (HubSpot CRM v3 shaped, SQLite state, real rate limit, fault injection)."""
     from app.sinks.crm.reference import serve
 
-    serve(host=host, port=port, db=db, limit=limit, window=window)
+    serve(host=host, port=port, db=db, limit=limit, window=window, limits=limits)
 
 
 @main.command()

@@ -177,7 +177,7 @@ class CrmSink:
             for src in item.sources:
                 await self._run_call(Call(op, (Item(src, (src,)),)), tally)
             return
-        tally.dead.append(DeadLetter(item.command, error.status, body, code=f"CRM-{error.status}"))
+        tally.dead.append(DeadLetter(item.command, error.status, body, code=error.code))
         self.hooks.commands(op, "dead_lettered", 1)
 
     def _acked(self, op: CommandOp, sources: Sequence[CrmCommand]) -> None:
