@@ -1,7 +1,8 @@
 """``switchyard demo``: a real broker, a real worker, every domain's seed samples, and what happened.
 
 Everything runs on this machine: the embedded KRaft broker (unless SWITCHYARD_BROKER is set), the reference CRM,
-and one ``switchyard worker`` subprocess. Per domain the demo publishes the seed samples plus one deliberately
+and one ``switchyard worker`` subprocess; ``switchyard crm setup``'s code prepares the reference CRM first, as a
+deployment does with a real portal. Per domain the demo publishes the seed samples plus one deliberately
 broken record, waits until the worker has consumed them, and prints in / accepted / dead-lettered / outputs,
 read from the worker's own ``/metrics``, with the topics and URLs to look at, and what became of the CRM commands
 per domain (applied, dead-lettered with their codes, still waiting), read from ``crm.commands``, the sink's
@@ -31,6 +32,7 @@ from app.core.catalog import Catalog, load_catalog
 from app.core.kafka import producer
 from app.core.records import DomainRules, Sample
 from app.settings import Settings
+from app.sinks.crm.setup import setup_portal
 
 BROKEN_JSON = b'{"truncated": '
 
@@ -158,7 +160,13 @@ def run_demo(*, once: bool, timeout: float) -> int:
                 root / "crm.log",
             )
         )
-        say(f"  CRM      http://127.0.0.1:{crm_port} (reference CRM, state in {root / 'crm.sqlite3'})")
+        crm_url = f"http://127.0.0.1:{crm_port}"
+        wait_http(f"{crm_url}/__admin/stats", timeout, "reference CRM")
+        steps = asyncio.run(setup_portal(crm_url, base.crm_token.get_secret_value()))
+        created = sum(1 for step in steps if step.status == "created")
+        say(
+            f"  CRM      {crm_url} (reference CRM, state in {root / 'crm.sqlite3'}; crm setup: {created} created)"
+        )
         stack.enter_context(subprocess_service("worker", [*cli, "worker"], env, root / "worker.log"))
         web = f"http://127.0.0.1:{web_port}"
         wait_http(f"{web}/health/ready", timeout, "worker")

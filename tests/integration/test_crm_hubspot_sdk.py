@@ -404,3 +404,66 @@ async def test_the_sink_dead_letters_a_booking_for_an_archived_contact_with_its_
     assert "CONTACT_ARCHIVED" in dead[0].body
     [meeting] = crm.state()["meetings"]
     assert meeting["properties"]["switchyard_activity_id"] == "b2" and meeting["contacts"]
+
+
+async def test_crm_setup_creates_every_custom_property_once_and_reports_drift() -> None:
+    from hubspot.crm import properties as hp
+
+    from app.sinks.crm.properties import CUSTOM_PROPERTIES, PROPERTY_GROUP
+    from app.sinks.crm.setup import setup_portal
+
+    async with ReferenceCrm(setup=False) as crm:
+        # a bare portal, as a real one before setup: the sink's first write is refused
+        adapter = HubSpotAdapter(crm.url, TOKEN)
+        with pytest.raises(Exception) as refused:
+            await adapter.upsert_contacts([command(1, "contact.upsert", "u1", {"vome_status": "active"})])
+        assert "CRM-400" in str(getattr(refused.value, "code", "")) or "400" in str(refused.value)
+        first = await setup_portal(crm.url, TOKEN)
+        assert sorted((s.object_type, s.name) for s in first if s.status == "created") == sorted(
+            [(p.object_type, p.name) for p in CUSTOM_PROPERTIES]
+            + [("contacts", f"groups/{PROPERTY_GROUP}"), ("meetings", f"groups/{PROPERTY_GROUP}")]
+        )
+        second = await setup_portal(crm.url, TOKEN)
+        assert {s.status for s in second} == {"exists"} and len(second) == len(first)
+        assert all(
+            r.ok
+            for r in await adapter.upsert_contacts(
+                [command(2, "contact.upsert", "u1", {"vome_status": "active"})]
+            )
+        )
+        await adapter.aclose()
+
+        # what setup made reads back through the SDK's Property model; a unique id property is unique
+        core = hp.CoreApi(client(hp, crm.url))
+        made = await sdk(lambda: core.get_by_name("contacts", "vome_user_id"))
+        assert (made.type, made.field_type, made.has_unique_value, made.group_name) == (
+            "string",
+            "text",
+            True,
+            PROPERTY_GROUP,
+        )
+        group = await sdk(lambda: hp.GroupsApi(client(hp, crm.url)).get_by_name("meetings", PROPERTY_GROUP))
+        assert group.name == PROPERTY_GROUP
+        builtin = await sdk(lambda: core.get_by_name("contacts", "hs_language"))
+        assert builtin.hubspot_defined is True  # HubSpot's own language property; the sink writes none
+
+    async with ReferenceCrm(setup=False) as crm, httpx.AsyncClient(base_url=crm.url) as http:
+        # someone made switchyard_hours_approved a string before us: reported, left alone
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        await http.post(
+            "/crm/v3/properties/meetings/groups", json={"name": "other", "label": "Other"}, headers=auth
+        )
+        taken = {
+            "name": "switchyard_hours_approved",
+            "label": "Hours",
+            "type": "string",
+            "fieldType": "text",
+            "groupName": "other",
+        }
+        assert (await http.post("/crm/v3/properties/meetings", json=taken, headers=auth)).status_code == 201
+        steps = await setup_portal(crm.url, TOKEN)
+        [drift] = [s for s in steps if s.status == "drift"]
+        assert (drift.object_type, drift.name) == ("meetings", "switchyard_hours_approved")
+        assert "type is 'string', the sink needs 'number'" in drift.detail
+        still = (await http.get("/crm/v3/properties/meetings/switchyard_hours_approved", headers=auth)).json()
+        assert still["type"] == "string"

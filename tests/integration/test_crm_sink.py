@@ -6,6 +6,7 @@ same calls per window as production, a window of seconds instead of a minute).
 
 from __future__ import annotations
 
+import asyncio
 import math
 import subprocess
 import sys
@@ -19,6 +20,8 @@ import pytest
 from app.sinks.crm.benchmark import TOKEN, generate_commands
 from app.sinks.crm.commands import CrmCommand
 from app.sinks.crm.model import expected_state, normalize_state
+from app.sinks.crm.reference import SETUP_TOKEN
+from app.sinks.crm.setup import setup_portal
 from tests.worker import Deployment, free_port, produce, read_all, wait_until
 
 pytestmark = pytest.mark.integration
@@ -45,6 +48,8 @@ class Crm:
         ]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until(self._up, timeout=30, what="reference CRM")
+        # a portal has no custom properties until `switchyard crm setup` made them (its own token's budget)
+        asyncio.run(setup_portal(self.url, SETUP_TOKEN))
 
     def _up(self) -> bool:
         try:

@@ -10,7 +10,11 @@ its first answer, and can be told over HTTP to fail::
     DELETE /__admin/faults          clear them
     GET /__admin/state              contacts (properties, archived), meetings (properties, contact ids), erasures
     GET /__admin/stats              calls per status, max calls that arrived in any window, 429s, replays
-    POST /__admin/reset             empty state and stats
+    POST /__admin/reset             empty state and stats (the portal's property definitions stay)
+
+Like a portal, it has HubSpot's built-in properties only until ``switchyard crm setup`` creates the custom ones
+through the CRM v3 properties API (``GET|POST /crm/v3/properties/{objectType}[/{name}]``, ``.../groups``); a
+write to a property that does not exist refuses the call (400 ``PROPERTY_DOESNT_EXIST``).
 
 Fault modes: ``5xx`` answers 503 without doing anything; ``outage`` does the same for every call during
 ``seconds``; ``429`` answers 429 with ``Retry-After: delay``; ``slow`` waits ``delay`` then works normally;
@@ -47,14 +51,17 @@ from app.core.clock import Clock, iso, utc_now
 from app.sinks.crm.limiter import RateWindow, parse_windows
 from app.sinks.crm.properties import (
     ACTIVITY_ID_PROPERTY,
+    BUILTIN_PROPERTIES,
     CONTACT_TYPES,
+    HUBSPOT_TYPES,
     MEETING_TYPES,
+    OPTIONS,
     UNIQUE_CONTACT_PROPERTIES,
-    PropertyType,
     property_errors,
 )
 
 MAX_INPUTS = 100
+SETUP_TOKEN = "switchyard-setup"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MEETING_TO_CONTACT = 200
 FAULT_MODES = frozenset({"5xx", "timeout", "outage", "slow", "429"})
@@ -79,6 +86,10 @@ CREATE TABLE IF NOT EXISTS associations (
 CREATE TABLE IF NOT EXISTS erasures (id INTEGER PRIMARY KEY AUTOINCREMENT, object_id INTEGER, erased_at TEXT);
 CREATE TABLE IF NOT EXISTS idempotency (
     key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, status INTEGER NOT NULL, body BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS properties (
+    object_type TEXT NOT NULL, name TEXT NOT NULL, definition TEXT NOT NULL, PRIMARY KEY (object_type, name));
+CREATE TABLE IF NOT EXISTS property_groups (
+    object_type TEXT NOT NULL, name TEXT NOT NULL, definition TEXT NOT NULL, PRIMARY KEY (object_type, name));
 """ + "".join(
     # HubSpot finds a contact by a unique property in constant time; without these indexes every look-up
     # scanned the table and the reference server, not the sink, set the benchmark's pace (O(n^2) per backlog).
@@ -166,12 +177,14 @@ def _batch_inputs(body: Any) -> list[dict[str, Any]]:
     return inputs
 
 
-def _properties(raw: Any, types: dict[str, PropertyType]) -> dict[str, str]:
+def _properties(raw: Any, defined: frozenset[str]) -> dict[str, str]:
+    """The input's properties as text; a name the portal does not define refuses the whole call, as HubSpot
+    does (``PROPERTY_DOESNT_EXIST``)."""
     if raw is None:
         return {}
     if not isinstance(raw, dict):
         raise ApiError(400, "VALIDATION_ERROR", "properties must be an object")
-    unknown = sorted(set(raw) - types.keys())
+    unknown = sorted(set(raw) - defined)
     if unknown:
         raise ApiError(
             400,
@@ -184,6 +197,55 @@ def _properties(raw: Any, types: dict[str, PropertyType]) -> dict[str, str]:
             ],
         )
     return {str(k): _text(v) for k, v in raw.items()}
+
+
+BUILTIN_GROUPS = {"contacts": "contactinformation", "meetings": "meetinginformation"}
+PROPERTY_TYPES = frozenset({"string", "number", "date", "datetime", "enumeration", "bool"})
+FIELD_TYPES = frozenset(
+    {"textarea", "text", "date", "file", "number", "select", "radio", "checkbox", "booleancheckbox"}
+)
+
+
+def _property_definition(
+    name: str,
+    label: str,
+    hs_type: str,
+    field_type: str,
+    group: str,
+    unique: bool,
+    description: str,
+    now: str,
+    *,
+    hubspot_defined: bool = False,
+) -> dict[str, Any]:
+    """A property as HubSpot's properties API answers it (the SDK's ``Property``)."""
+    return {
+        "name": name,
+        "label": label,
+        "type": hs_type,
+        "fieldType": field_type,
+        "groupName": group,
+        "description": description,
+        "options": [
+            {"label": o, "value": o, "hidden": False, "displayOrder": i}
+            for i, o in enumerate(sorted(OPTIONS.get(name, ())))
+        ],
+        "hasUniqueValue": unique,
+        "hubspotDefined": hubspot_defined,
+        "formField": False,
+        "hidden": False,
+        "calculated": False,
+        "externalOptions": False,
+        "archived": False,
+        "createdAt": now,
+        "updatedAt": now,
+        "displayOrder": -1,
+        "modificationMetadata": {
+            "archivable": not hubspot_defined,
+            "readOnlyDefinition": hubspot_defined,
+            "readOnlyValue": False,
+        },
+    }
 
 
 def _merge(current: dict[str, str], changes: dict[str, str]) -> dict[str, str]:
@@ -215,6 +277,8 @@ class CrmStore:
         self.db = sqlite3.connect(path)
         self.db.executescript(_SCHEMA)
         self.clock = clock
+        self._defined: dict[str, frozenset[str]] = {}
+        self._seed_builtins()
 
     def close(self) -> None:
         self.db.close()
@@ -223,6 +287,113 @@ class CrmStore:
         with self.db:
             for table in ("contacts", "meetings", "associations", "erasures", "idempotency"):
                 self.db.execute(f"DELETE FROM {table}")
+
+    # --- the portal's property definitions (CRM v3 properties API) -----------------------------------------
+    def _seed_builtins(self) -> None:
+        """What every HubSpot portal has: the HubSpot-defined properties and their default groups."""
+        now = iso(self.clock())
+        with self.db:
+            for object_type, group in BUILTIN_GROUPS.items():
+                definition = {"name": group, "label": group, "displayOrder": 0, "archived": False}
+                self.db.execute(
+                    "INSERT OR IGNORE INTO property_groups VALUES (?, ?, ?)",
+                    (object_type, group, orjson.dumps(definition)),
+                )
+                types = CONTACT_TYPES if object_type == "contacts" else MEETING_TYPES
+                for name in sorted(BUILTIN_PROPERTIES[object_type]):
+                    hs_type, field_type = HUBSPOT_TYPES[types.get(name, "string")]
+                    definition = _property_definition(
+                        name, name, hs_type, field_type, group, False, "", now, hubspot_defined=True
+                    )
+                    self.db.execute(
+                        "INSERT OR IGNORE INTO properties VALUES (?, ?, ?)",
+                        (object_type, name, orjson.dumps(definition)),
+                    )
+
+    def defined(self, object_type: str) -> frozenset[str]:
+        """Names of the properties ``object_type`` has on this portal."""
+        if object_type not in self._defined:
+            rows = self.db.execute("SELECT name FROM properties WHERE object_type = ?", (object_type,))
+            self._defined[object_type] = frozenset(str(r[0]) for r in rows)
+        return self._defined[object_type]
+
+    @staticmethod
+    def _object_type(params: Mapping[str, str]) -> str:
+        object_type = params.get("objectType", "")
+        if object_type not in BUILTIN_GROUPS:
+            raise ApiError(404, "OBJECT_NOT_FOUND", f"Unable to infer object type from: {object_type}")
+        return object_type
+
+    def get_property(self, params: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
+        object_type, name = self._object_type(params), params.get("propertyName", "")
+        row = self.db.execute(
+            "SELECT definition FROM properties WHERE object_type = ? AND name = ?", (object_type, name)
+        ).fetchone()
+        if row is None:
+            raise ApiError(404, "OBJECT_NOT_FOUND", f"Property {name} does not exist")
+        return 200, orjson.loads(row[0])
+
+    def create_property(self, body: Any, params: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
+        object_type = self._object_type(params)
+        if not isinstance(body, dict):
+            raise ApiError(400, "VALIDATION_ERROR", "Invalid input JSON: expected a property")
+        missing = [k for k in ("name", "label", "type", "fieldType", "groupName") if not body.get(k)]
+        if missing:
+            raise ApiError(400, "VALIDATION_ERROR", f"Property is missing {', '.join(missing)}")
+        if body["type"] not in PROPERTY_TYPES or body["fieldType"] not in FIELD_TYPES:
+            raise ApiError(400, "VALIDATION_ERROR", f"Invalid type {body['type']}/{body['fieldType']}")
+        name, group = str(body["name"]), str(body["groupName"])
+        if not self.db.execute(
+            "SELECT 1 FROM property_groups WHERE object_type = ? AND name = ?", (object_type, group)
+        ).fetchone():
+            raise ApiError(400, "VALIDATION_ERROR", f"Property group {group} does not exist")
+        if name in self.defined(object_type):
+            raise ApiError(409, "OBJECT_ALREADY_EXISTS", f"Property named '{name}' already exists.")
+        definition = _property_definition(
+            name,
+            str(body["label"]),
+            str(body["type"]),
+            str(body["fieldType"]),
+            group,
+            bool(body.get("hasUniqueValue", False)),
+            str(body.get("description") or ""),
+            iso(self.clock()),
+        )
+        with self.db:
+            self.db.execute(
+                "INSERT INTO properties VALUES (?, ?, ?)", (object_type, name, orjson.dumps(definition))
+            )
+        self._defined.pop(object_type, None)
+        return 201, definition
+
+    def get_group(self, params: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
+        object_type, name = self._object_type(params), params.get("groupName", "")
+        row = self.db.execute(
+            "SELECT definition FROM property_groups WHERE object_type = ? AND name = ?", (object_type, name)
+        ).fetchone()
+        if row is None:
+            raise ApiError(404, "OBJECT_NOT_FOUND", f"Property group {name} does not exist")
+        return 200, orjson.loads(row[0])
+
+    def create_group(self, body: Any, params: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
+        object_type = self._object_type(params)
+        if not isinstance(body, dict) or not body.get("name") or not body.get("label"):
+            raise ApiError(400, "VALIDATION_ERROR", "A property group needs a name and a label")
+        name = str(body["name"])
+        definition = {
+            "name": name,
+            "label": str(body["label"]),
+            "displayOrder": int(body.get("displayOrder", -1)),
+            "archived": False,
+        }
+        with self.db:
+            cur = self.db.execute(
+                "INSERT OR IGNORE INTO property_groups VALUES (?, ?, ?)",
+                (object_type, name, orjson.dumps(definition)),
+            )
+        if cur.rowcount == 0:
+            raise ApiError(409, "OBJECT_ALREADY_EXISTS", f"Property group '{name}' already exists.")
+        return 201, definition
 
     # --- lookups ---------------------------------------------------------------------------------------------
     def _contact_by(self, id_property: str, value: str) -> tuple[int, dict[str, str], bool] | None:
@@ -256,10 +427,9 @@ class CrmStore:
             ).fetchone()
         return (int(row[0]), orjson.loads(row[1])) if row else None
 
-    @staticmethod
-    def _id_property(raw: Any, allowed: frozenset[str]) -> str:
+    def _id_property(self, raw: Any, allowed: frozenset[str], object_type: str = "contacts") -> str:
         prop = raw or "hs_object_id"
-        if prop not in allowed | {"hs_object_id"}:
+        if prop not in (allowed & self.defined(object_type)) | {"hs_object_id"}:
             raise ApiError(
                 400, "VALIDATION_ERROR", f"idProperty {prop} is not a unique property of this object"
             )
@@ -291,7 +461,7 @@ class CrmStore:
                 (
                     id_property,
                     str(i.get("id") or ""),
-                    _properties(i.get("properties"), CONTACT_TYPES),
+                    _properties(i.get("properties"), self.defined("contacts")),
                     str(i.get("objectWriteTraceId") or ""),
                 )
             )
@@ -374,7 +544,7 @@ class CrmStore:
         archived, here."""
         inputs = _batch_inputs(body)
         allowed = UNIQUE_CONTACT_PROPERTIES if kind == "contacts" else frozenset({ACTIVITY_ID_PROPERTY})
-        id_property = self._id_property(body.get("idProperty"), allowed)
+        id_property = self._id_property(body.get("idProperty"), allowed, kind)
         ids = [str(i.get("id") or "") for i in inputs]
         started = iso(self.clock())
         results, missing = [], []
@@ -436,14 +606,16 @@ class CrmStore:
     def upsert_meetings(self, body: Any) -> tuple[int, dict[str, Any]]:
         inputs = _batch_inputs(body)
         for i in inputs:
-            if i.get("idProperty") != ACTIVITY_ID_PROPERTY:
+            if i.get("idProperty") != ACTIVITY_ID_PROPERTY or ACTIVITY_ID_PROPERTY not in self.defined(
+                "meetings"
+            ):
                 raise ApiError(400, "VALIDATION_ERROR", f"meetings are upserted by {ACTIVITY_ID_PROPERTY}")
         ids = self._unique_ids(inputs)
         started = iso(self.clock())
         results, errors = [], []
         with self.db:
             for value, i in zip(ids, inputs, strict=True):
-                changes = _properties(i.get("properties"), MEETING_TYPES)
+                changes = _properties(i.get("properties"), self.defined("meetings"))
                 trace = str(i.get("objectWriteTraceId") or "")
                 bad = property_errors(MEETING_TYPES, changes)
                 if bad:
@@ -730,6 +902,17 @@ class ReferenceApp:
         self.app = web.Application(middlewares=[json_errors])
         for path, handler in routes.items():
             self.app.router.add_post(path, self._api(path, handler))
+        props = "/crm/v3/properties/{objectType}"
+        self.app.router.add_get(
+            f"{props}/groups/{{groupName}}",
+            self._api(f"{props}/groups/{{groupName}}", lambda _, p: store.get_group(p)),
+        )
+        self.app.router.add_post(f"{props}/groups", self._api(f"{props}/groups", store.create_group))
+        self.app.router.add_get(
+            f"{props}/{{propertyName}}",
+            self._api(f"{props}/{{propertyName}}", lambda _, p: store.get_property(p)),
+        )
+        self.app.router.add_post(props, self._api(props, store.create_property))
         self.app.router.add_post("/__admin/faults", self._add_fault)
         self.app.router.add_delete("/__admin/faults", self._clear_faults)
         self.app.router.add_get("/__admin/state", self._state)
@@ -824,7 +1007,7 @@ class ReferenceApp:
         if fault and fault.mode == "slow":
             await self.sleep(fault.delay)
         raw = await request.read()
-        query = dict(request.query)
+        query = {**request.query, **request.match_info}
         key = request.headers.get(IDEMPOTENCY_HEADER)
         status, answer = self._answer(path, handler, token, key, raw, query)
         if fault and fault.mode == "timeout":
@@ -879,7 +1062,11 @@ class ReferenceCrm:
         db: str = ":memory:",
         host: str = "127.0.0.1",
         port: int = 0,
+        setup: bool = True,
     ) -> None:
+        """``setup``: run ``switchyard crm setup``'s code against the fresh portal on entry (with its own token,
+        statistics cleared after), as a deployment does before its first worker; False leaves a bare portal."""
+        self.setup = setup
         self.store = CrmStore(db)
         self.api = ReferenceApp(self.store, limit, window, windows=windows)
         self._host, self._port = host, port
@@ -892,6 +1079,14 @@ class ReferenceCrm:
         await site.start()
         host, port = self._runner.addresses[0][:2]
         self.url = f"http://{host}:{port}"
+        if self.setup:
+            from app.sinks.crm.setup import setup_portal
+
+            # before the test's clock starts: no limit for the setup, then the configured one, fresh
+            traffic = self.api.traffic
+            self.api.traffic = Traffic(1_000_000, 1.0)
+            await setup_portal(self.url, SETUP_TOKEN)
+            self.api.traffic = Traffic(traffic.limit, traffic.window, traffic.windows)
         return self
 
     async def __aexit__(
