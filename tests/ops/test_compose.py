@@ -47,8 +47,12 @@ def env(service: dict[str, Any]) -> dict[str, str]:
     return {k: interpolate(v) for k, v in raw.items()}
 
 
+WORKER_COMMAND = ["sh", "-c", "switchyard crm setup && exec switchyard worker"]
+
+
 def workers(services: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {name: s for name, s in services.items() if s.get("command") == ["switchyard", "worker"]}
+    """The worker services: they prepare the CRM (``crm setup``, idempotent) and then run the worker."""
+    return {name: s for name, s in services.items() if s.get("command") == WORKER_COMMAND}
 
 
 def container_ports(service: dict[str, Any]) -> set[int]:
