@@ -50,6 +50,8 @@ class Crm:
         wait_until(self._up, timeout=30, what="reference CRM")
         # a portal has no custom properties until `switchyard crm setup` made them (its own token's budget)
         asyncio.run(setup_portal(self.url, SETUP_TOKEN))
+        # the test's statistics start after it (a reset keeps the portal's property definitions)
+        httpx.post(f"{self.url}/__admin/reset", timeout=10).raise_for_status()
 
     def _up(self) -> bool:
         try:
@@ -119,7 +121,9 @@ def test_a_backlog_lands_exactly_within_the_limit_in_few_calls(deployment: Deplo
     )
     stats = crm.admin("stats")
     assert stats["max_calls_in_window"] <= LIMIT
-    assert stats["calls"] <= math.ceil(len(commands) / 100) + 15, stats
+    # + 20: besides the erasures (one call each), activities for archived contacts are refused (HubSpot links
+    # nothing to an archived record), so deleting their never-created meetings costs a look-up per batch
+    assert stats["calls"] <= math.ceil(len(commands) / 100) + 20, stats
     assert len(read_all(deployment.settings, "crm.deadletter")) == len(refused)
     wait_until(lambda: w.metric("switchyard_crm_commands_total") >= len(commands), what="commands counted")
 

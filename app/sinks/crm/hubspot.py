@@ -31,7 +31,8 @@ endpoint and command ids, so a retried call is recognisable (the reference CRM a
 first answer; HubSpot itself ignores the header and relies on upsert semantics, which are idempotent anyway).
 
 The id caches assume this worker is the only writer of the contacts it syncs (an erase through this adapter
-evicts); a contact erased behind its back makes the association fail, which refuses the activity (404).
+evicts, and the contact is known gone until an upsert re-creates it: no look-up for it); a contact erased behind
+its back makes the association fail, which refuses the activity (404).
 """
 
 from __future__ import annotations
@@ -107,6 +108,7 @@ class HubSpotAdapter(CrmAdapter):
         self._clock = clock
         self._contact_ids: dict[tuple[str, str], str] = {}
         self._archived: set[tuple[str, str]] = set()
+        self._erased: set[tuple[str, str]] = set()
         self._meeting_ids: dict[str, str] = {}
         self._linked: set[tuple[str, str]] = set()
 
@@ -206,6 +208,7 @@ class HubSpotAdapter(CrmAdapter):
             elif c.command_id in ids:
                 self._contact_ids[(c.id_property, c.contact_id)] = ids[c.command_id]
                 self._archived.discard((c.id_property, c.contact_id))
+                self._erased.discard((c.id_property, c.contact_id))
                 out.append(ItemResult(c.command_id, crm_id=ids[c.command_id]))
             else:
                 out.append(ItemResult(c.command_id, _NO_RESULT))
@@ -239,6 +242,7 @@ class HubSpotAdapter(CrmAdapter):
             body = {"objectId": c.contact_id, "idProperty": c.id_property}
             await self._post(gate, "contact.erase", f"{CONTACTS}/gdpr-delete", body, c.command_id, [c])
             self._forget_contact(c)
+            self._erased.add((c.id_property, c.contact_id))
             out.append(ItemResult(c.command_id))
         return out
 
@@ -260,7 +264,7 @@ class HubSpotAdapter(CrmAdapter):
             wanted: dict[str, list[CrmCommand]] = {}
             for c in cmds:
                 ref = (c.id_property, c.contact_id)
-                if ref not in self._contact_ids and ref not in self._archived:
+                if ref not in self._contact_ids and ref not in self._archived and ref not in self._erased:
                     wanted.setdefault(c.id_property, []).append(c)
             for id_property, group in sorted(wanted.items()):
                 path = f"{CONTACTS}/batch/read"

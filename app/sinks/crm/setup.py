@@ -54,14 +54,16 @@ def outcome(spec: PropertySpec, existing: dict[str, Any] | None) -> Step | None:
     """The step for a property found as ``existing`` (None: it must be created, no step yet)."""
     if existing is None:
         return None
+    found = {
+        "type": existing.get("type"),
+        "fieldType": existing.get("fieldType"),
+        "hasUniqueValue": bool(existing.get("hasUniqueValue", False)),  # absent: not unique
+    }
+    wanted = {"type": spec.type, "fieldType": spec.field_type, "hasUniqueValue": spec.unique}
     differs = [
-        f"{key} is {existing.get(field)!r}, the sink needs {want!r}"
-        for key, field, want in (
-            ("type", "type", spec.type),
-            ("fieldType", "fieldType", spec.field_type),
-            ("hasUniqueValue", "hasUniqueValue", spec.unique),
-        )
-        if existing.get(field, False if field == "hasUniqueValue" else None) != want
+        f"{key} is {found[key]!r}, the sink needs {want!r}"
+        for key, want in wanted.items()
+        if found[key] != want
     ]
     if differs:
         return Step(spec.object_type, spec.name, "drift", "; ".join(differs))
