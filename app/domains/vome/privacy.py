@@ -10,7 +10,8 @@ non-allow-listed field appear in no output and no error message.
 :data:`CRM_IDENTITY` is the one exception, and it goes to the CRM only: the identity fields of the volunteer a
 booking, submission or assignment carries (name, e-mail, phone; never the birth date, address, coordinates,
 gender or time zone), so that such an event can ensure its volunteer's contact before writing to it. They are
-projected by :func:`identity` into the CRM command, never into the published projections.
+projected by :func:`identity` into the CRM command that ensures the contact (carried on the internal volunteers
+feed to the fold that sends it to ``crm.commands``), never into the published projections or table state.
 
 A spec maps a field name to ``None`` (copy the value: scalars and lists of scalars only) or to a nested spec
 (descend into an object, or into every object of a list).
