@@ -402,11 +402,38 @@ def demo(once: bool, timeout: float) -> None:
 )
 @click.option("--limit", default=100, show_default=True, help="Calls allowed per window per token.")
 @click.option("--window", default=60.0, show_default=True, help="Rate-limit window in seconds.")
-def crm_reference(host: str, port: int, db: str, limit: int, window: float) -> None:
+@click.option(
+    "--limits", default="", help="Several windows at once, e.g. 100/10s,100/60s (replaces --limit/--window)."
+)
+def crm_reference(host: str, port: int, db: str, limit: int, window: float, limits: str) -> None:
     """Run the reference CRM (HubSpot CRM v3 shaped, SQLite state, real rate limit, fault injection)."""
     from app.sinks.crm.reference import serve
 
-    serve(host=host, port=port, db=db, limit=limit, window=window)
+    serve(host=host, port=port, db=db, limit=limit, window=window, limits=limits)
+
+
+@main.group()
+def crm() -> None:
+    """The CRM the sink writes to (SWITCHYARD_CRM_BASE_URL, SWITCHYARD_CRM_TOKEN)."""
+
+
+@crm.command("setup")
+def crm_setup() -> None:
+    """Create the property group and every custom property the sink writes, through the CRM v3 properties API.
+
+    Idempotent: what exists is left alone. A property that exists with another type, field type or uniqueness is
+    reported as drift and the command exits 1 (changing a live portal's property is its owner's decision).
+    """
+    from app.sinks.crm.setup import setup_portal
+
+    settings = _settings()
+    steps = asyncio.run(setup_portal(settings.crm_base_url, settings.crm_token.get_secret_value()))
+    for step in steps:
+        click.echo(str(step))
+    counts = {s: sum(1 for x in steps if x.status == s) for s in ("created", "exists", "drift")}
+    click.echo(f"{settings.crm_base_url}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    if counts["drift"]:
+        sys.exit(1)
 
 
 @main.command()

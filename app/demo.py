@@ -1,9 +1,12 @@
 """``switchyard demo``: a real broker, a real worker, every domain's seed samples, and what happened.
 
 Everything runs on this machine: the embedded KRaft broker (unless SWITCHYARD_BROKER is set), the reference CRM,
-and one ``switchyard worker`` subprocess. Per domain the demo publishes the seed samples plus one deliberately
+and one ``switchyard worker`` subprocess; ``switchyard crm setup``'s code prepares the reference CRM first, as a
+deployment does with a real portal. Per domain the demo publishes the seed samples plus one deliberately
 broken record, waits until the worker has consumed them, and prints in / accepted / dead-lettered / outputs,
-read from the worker's own ``/metrics``, with the topics and URLs to look at.
+read from the worker's own ``/metrics``, with the topics and URLs to look at, and what became of the CRM commands
+per domain (applied, dead-lettered with their codes, still waiting), read from ``crm.commands``, the sink's
+committed offsets and ``crm.deadletter``: the CRM's own state is the proof, the counters only a hint.
 """
 
 from __future__ import annotations
@@ -15,17 +18,21 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.core.catalog import Catalog, load_catalog
 from app.core.kafka import producer
 from app.core.records import DomainRules, Sample
 from app.settings import Settings
+from app.sinks.crm.setup import setup_portal
 
 BROKEN_JSON = b'{"truncated": '
 
@@ -153,7 +160,13 @@ def run_demo(*, once: bool, timeout: float) -> int:
                 root / "crm.log",
             )
         )
-        say(f"  CRM      http://127.0.0.1:{crm_port} (reference CRM, state in {root / 'crm.sqlite3'})")
+        crm_url = f"http://127.0.0.1:{crm_port}"
+        wait_http(f"{crm_url}/__admin/stats", timeout, "reference CRM")
+        steps = asyncio.run(setup_portal(crm_url, base.crm_token.get_secret_value()))
+        created = sum(1 for step in steps if step.status == "created")
+        say(
+            f"  CRM      {crm_url} (reference CRM, state in {root / 'crm.sqlite3'}; crm setup: {created} created)"
+        )
         stack.enter_context(subprocess_service("worker", [*cli, "worker"], env, root / "worker.log"))
         web = f"http://127.0.0.1:{web_port}"
         wait_http(f"{web}/health/ready", timeout, "worker")
@@ -163,7 +176,7 @@ def run_demo(*, once: bool, timeout: float) -> int:
         metrics = _wait_consumed(f"{web}/metrics", sent, timeout)
         ok = _summary(metrics, sent, catalog, settings, web)
         _dead_letters(settings, catalog, domains)
-        _crm(f"http://127.0.0.1:{crm_port}", f"{web}/metrics", metrics)
+        ok = _crm(f"http://127.0.0.1:{crm_port}", f"{web}/metrics", metrics, settings, catalog) and ok
         if not once:
             say("\nRunning. Ctrl-C to stop.")
             try:
@@ -191,18 +204,104 @@ def _dead_letters(settings: Settings, catalog: Catalog, domains: list[str]) -> N
             say(f"  {d:<13}{rec.get(STAGE):<9}{rec.get(CODE):<22}path {where}")
 
 
-def _crm(url: str, metrics_url: str, metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> None:
+@dataclass
+class CrmOutcome:
+    """What became of one domain's CRM commands."""
+
+    applied: int = 0
+    dead: Counter[str] = field(default_factory=Counter)
+    waiting: int = 0
+
+
+def crm_outcomes(
+    commands: Iterable[tuple[int, int, str]],
+    waiting: Iterable[tuple[int, int]],
+    dead: Iterable[tuple[str, str]],
+) -> dict[str, CrmOutcome]:
+    """Per source domain: commands (partition, offset, source) minus those past the sink's committed offsets
+    (``waiting``, by partition and offset) are done; the done ones dead-lettered ((source, code) of
+    ``crm.deadletter``) were refused, the rest applied."""
+    pending = set(waiting)
+    out: dict[str, CrmOutcome] = {}
+    for partition, offset, source in commands:
+        outcome = out.setdefault(source, CrmOutcome())
+        if (partition, offset) in pending:
+            outcome.waiting += 1
+        else:
+            outcome.applied += 1
+    for source, code in dead:
+        outcome = out.setdefault(source, CrmOutcome())
+        outcome.dead[code] += 1
+        outcome.applied -= 1
+    return out
+
+
+def _source(value: bytes | None) -> str:
+    try:
+        doc = orjson.loads(value or b"")
+    except orjson.JSONDecodeError:
+        return "(not a command)"
+    return str(doc.get("source") or "(no source)") if isinstance(doc, dict) else "(not a command)"
+
+
+def read_crm_outcomes(settings: Settings, catalog: Catalog) -> dict[str, CrmOutcome]:
+    from app.core.deadletter import CODE, DeadLetter
+    from app.core.kafka import read_to_end
+
+    commands_topic = settings.topic(catalog.get("crm.commands").name)
+    dlq_topic = settings.topic(catalog.deadletter_topic("crm").name)
+
+    async def read() -> dict[str, CrmOutcome]:
+        commands = [
+            (r.partition, r.offset, _source(r.value)) async for r in read_to_end(settings, commands_topic)
+        ]
+        group = f"{settings.app_id}-crm-sink"
+        waiting = [
+            (r.partition, r.offset)
+            async for r in read_to_end(settings, commands_topic, group_id=group, from_committed=True)
+        ]
+        dead = [
+            (
+                _source(r.value),
+                DeadLetter(dlq_topic, r.partition, r.offset, r.key, r.value, tuple(r.headers or ())).get(
+                    CODE
+                ),
+            )
+            async for r in read_to_end(settings, dlq_topic)
+        ]
+        return crm_outcomes(commands, waiting, dead)
+
+    return asyncio.run(read())
+
+
+def _crm(
+    url: str,
+    metrics_url: str,
+    metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float],
+    settings: Settings,
+    catalog: Catalog,
+) -> bool:
+    """The CRM commands' outcomes per domain and the CRM's state; True when every command is done and none was
+    dead-lettered (the seed samples are all valid for the CRM)."""
     sent = int(total(metrics, "switchyard_outputs_total", topic="crm.commands"))
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if total(scrape(metrics_url), "switchyard_crm_commands_total") >= sent:
-            break
+    outcomes = read_crm_outcomes(settings, catalog)
+    while time.monotonic() < deadline and any(o.waiting for o in outcomes.values()):
         time.sleep(0.5)
+        outcomes = read_crm_outcomes(settings, catalog)
+    say(f"\nCRM commands ({sent} written to crm.commands)")
+    say(f"  {'domain':<13}{'applied':>8}{'waiting':>9}  dead-lettered")
+    for source, o in sorted(outcomes.items()):
+        dead = ", ".join(f"{code} {n}" for code, n in sorted(o.dead.items())) or "0"
+        say(f"  {source:<13}{o.applied:>8}{o.waiting:>9}  {dead}")
     state = httpx.get(f"{url}/__admin/state", timeout=5).json()
+    meetings = state.get("meetings", [])
+    linked = sum(1 for m in meetings if m.get("contacts"))
     say(
-        f"\nCRM ({url}): {len(state.get('contacts', []))} contact(s), {len(state.get('meetings', []))} meeting(s)"
-        f" after {sent} command(s); inspect with GET {url}/__admin/state"
+        f"  CRM state: {len(state.get('contacts', []))} contact(s), {len(meetings)} meeting(s), {linked} of them"
+        f" on a contact; inspect with GET {url}/__admin/state"
     )
+    return all(not o.waiting and not o.dead for o in outcomes.values())
 
 
 def _wait_consumed(

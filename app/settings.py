@@ -6,10 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.core.paths import STATE_DIR, TOPICS_DIR
+from app.sinks.crm.limiter import RateWindow, parse_windows
 
 
 class Settings(BaseSettings):
@@ -104,6 +105,11 @@ class Settings(BaseSettings):
     crm_token: SecretStr = SecretStr("switchyard-dev-token")
     crm_rate_limit_calls: int = Field(100, ge=1)
     crm_rate_limit_window_seconds: float = Field(60.0, gt=0)
+    crm_rate_limits: str = Field(
+        "",
+        description="several call budgets at once, e.g. '100/10s,100/60s' (every one is kept); when set it "
+        "replaces crm_rate_limit_calls per crm_rate_limit_window_seconds",
+    )
     crm_batch_size: int = Field(100, ge=1, le=100)
     crm_timeout_seconds: float = 10.0
     crm_backoff_cap_seconds: float = Field(
@@ -113,6 +119,20 @@ class Settings(BaseSettings):
         10.0, gt=0, description="open circuit breaker waits this before a probe"
     )
     crm_enabled: bool = True
+
+    @field_validator("crm_rate_limits")
+    @classmethod
+    def _windows(cls, value: str) -> str:
+        if value.strip():
+            parse_windows(value)
+        return value
+
+    @property
+    def crm_rate_windows(self) -> tuple[RateWindow, ...]:
+        """Every call budget of the CRM token (one unless ``crm_rate_limits`` names several)."""
+        if self.crm_rate_limits.strip():
+            return parse_windows(self.crm_rate_limits)
+        return (RateWindow(self.crm_rate_limit_calls, self.crm_rate_limit_window_seconds),)
 
     def topic(self, name: str) -> str:
         """The real Kafka topic of catalog name ``name``."""

@@ -64,7 +64,8 @@ def table_query(
     """``GET path`` answers the state of ``table``'s key ``{match}``, served by the worker owning its partition.
 
     Other workers redirect (Faust's table router); unknown keys are 404; a bearer token is required when one is
-    configured. ``render`` shapes the stored state for the answer (e.g. to drop internal bookkeeping).
+    configured. ``render`` shapes the stored state for the answer (e.g. to drop internal bookkeeping); a state it
+    renders as None (a marker kept for the domain's own use, like Vome's erasures) is 404 too.
     """
     app = runtime.app
     holder = runtime.table(domain, table)
@@ -74,9 +75,10 @@ def table_query(
             return self.json({"error": "missing or wrong bearer token"}, status=401)
         key = kwargs[match]
         state = holder.get(key)
-        if state is None:
+        shown = None if state is None else render(state)
+        if shown is None:
             return self.json({"error": f"no {table} for {match}={key}"}, status=404)
-        return self.json(render(state))
+        return self.json(shown)
 
     routed = app.table_route(table=holder.table, match_info=match)(view)
     app.page(path, name=f"{domain}-{table}-{match}")(routed)

@@ -6,6 +6,7 @@ same calls per window as production, a window of seconds instead of a minute).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import subprocess
@@ -24,6 +25,8 @@ from app.domains.appointments.views import APPOINTMENT_PATH
 from app.sinks.crm.benchmark import TOKEN, generate_commands
 from app.sinks.crm.commands import CrmCommand
 from app.sinks.crm.model import expected_state, normalize_state
+from app.sinks.crm.reference import SETUP_TOKEN
+from app.sinks.crm.setup import setup_portal
 from tests.worker import Deployment, free_port, produce, read_all, wait_until
 
 pytestmark = pytest.mark.integration
@@ -50,6 +53,10 @@ class Crm:
         ]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until(self._up, timeout=30, what="reference CRM")
+        # a portal has no custom properties until `switchyard crm setup` made them (its own token's budget)
+        asyncio.run(setup_portal(self.url, SETUP_TOKEN))
+        # the test's statistics start after it (a reset keeps the portal's property definitions)
+        httpx.post(f"{self.url}/__admin/reset", timeout=10).raise_for_status()
 
     def _up(self) -> bool:
         try:
@@ -119,7 +126,9 @@ def test_a_backlog_lands_exactly_within_the_limit_in_few_calls(deployment: Deplo
     )
     stats = crm.admin("stats")
     assert stats["max_calls_in_window"] <= LIMIT
-    assert stats["calls"] <= math.ceil(len(commands) / 100) + 15, stats
+    # + 20: besides the erasures (one call each), activities for archived contacts are refused (HubSpot links
+    # nothing to an archived record), so deleting their never-created meetings costs a look-up per batch
+    assert stats["calls"] <= math.ceil(len(commands) / 100) + 20, stats
     assert len(read_all(deployment.settings, "crm.deadletter")) == len(refused)
     wait_until(lambda: w.metric("switchyard_crm_commands_total") >= len(commands), what="commands counted")
 

@@ -3,6 +3,7 @@ and exits 0 with a summary; ``switchyard --help`` lists every command."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -13,7 +14,9 @@ import pytest
 
 from app.core.catalog import load_catalog
 from app.core.paths import ROOT
+from app.core.records import load_samples
 from app.settings import Settings
+from app.sinks.crm.reference import CrmStore
 from tests.worker import Deployment
 
 pytestmark = pytest.mark.integration
@@ -37,6 +40,35 @@ def test_demo_once_runs_every_domain_and_exits_0(kafka_bootstrap: str, tmp_path:
         assert seen == sent and dead == 1 and accepted == sent - 1, (domain, out)
     assert "Where to look" in out and f"{d.topic('')}" in out
     assert (tmp_path / "demo" / "worker.log").exists()  # beside the data dir, not in the checkout
+
+    # CRM outcomes per domain: every seed command applied, none dead-lettered, none waiting
+    crm = {
+        m.group(1): (int(m.group(2)), int(m.group(3)), m.group(4))
+        for m in re.finditer(
+            r"^  (\w+)\s+(\d+)\s+(\d+)  (.+)$", out.split("CRM commands", 1)[1], re.MULTILINE
+        )
+    }
+    assert set(crm) == {"vome", "appointments"}, out
+    for domain, (applied, waiting, dead) in crm.items():
+        assert applied > 0 and waiting == 0 and dead == "0", (domain, out)
+
+    # Every Vome booking sample that was not deleted is a meeting on its volunteer's contact in the CRM.
+    state = CrmStore(str(tmp_path / "demo" / "crm.sqlite3")).state()
+    contact_of = {c["id"]: c["properties"].get("vome_user_id") for c in state["contacts"]}
+    meetings = {m["properties"]["switchyard_activity_id"]: m for m in state["meetings"]}
+    bookings = {
+        (doc["id"], doc["user"]["id"]): s.event_type
+        for s in load_samples("vome")
+        if (s.event_type or "").startswith("booking.")
+        for doc in [json.loads(s.value)]
+    }
+    deleted = {b for (b, _), t in bookings.items() if t == "booking.deleted"}
+    live = {(b, u) for (b, u) in bookings if b not in deleted}
+    assert live, "no booking sample to check"
+    for booking, user in live:
+        assert booking in meetings, (booking, state)
+        assert [contact_of[c] for c in meetings[booking]["contacts"]] == [user]
+    assert not deleted & set(meetings)
 
 
 def test_help_lists_every_command() -> None:

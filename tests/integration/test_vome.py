@@ -27,6 +27,7 @@ from app.core.codecs import decode_json_object
 from app.core.errors import DecodeError
 from app.core.paths import SAMPLES_DIR
 from app.core.records import EVENT_TYPE_HEADER, content_event_id, load_samples
+from app.domains.vome.crm import ENSURE, command_id
 from app.domains.vome.generate import Generated, generate_with_secrets, invalid_variants
 from app.domains.vome.rules import TRIGGERS
 from app.domains.vome.views import VOLUNTEER_PATH, WEBHOOK_PATH
@@ -288,20 +289,43 @@ def test_samples_secrets_and_erasure_through_the_webhook(deployment: Deployment)
         {e: 1 for e, (trigger, _) in event_ids.items() if trigger != "profile.deleted"}
     )
 
-    # One CRM command per delivery, of the operation its trigger owes.
-    commands = [
-        (r.key.decode(), CrmCommand.model_validate_json(r.value)) for r in read_all(s, "crm.commands")
-    ]
-    assert Counter(c.source_event_id for _, c in commands) == Counter(dict.fromkeys(event_ids, 1))
-    for key, c in commands:
+    # One CRM command per delivery, of the operation its trigger owes, sent by the volunteers fold; before a
+    # volunteer's first activity-like command (when no profile came first), the contact it ensures.
+    records = read_all(s, "crm.commands")
+    commands = [(r.key.decode(), CrmCommand.model_validate_json(r.value)) for r in records]
+    ensures = [c for _, c in commands if c.command_id == command_id(c.source_event_id, ENSURE, c.contact_id)]
+    own = [(k, c) for k, c in commands if c not in ensures]
+    assert Counter(c.source_event_id for _, c in own) == Counter(dict.fromkeys(event_ids, 1))
+    for key, c in own:
         trigger, doc = event_ids[c.source_event_id]
         assert (key, c.contact_id, c.op, c.source) == (user_of(doc), user_of(doc), CRM_OP[trigger], "vome")
+    assert len({c.contact_id for c in ensures}) == len(ensures) and VOLUNTEER in {
+        c.contact_id for c in ensures
+    } | {
+        c.contact_id
+        for _, c in own
+        if c.op == "contact.upsert" and event_ids[c.source_event_id][0].startswith("profile.")
+    }
+    for ensure in ensures:
+        assert ensure.op == "contact.upsert" and set(ensure.properties) <= {
+            "vome_user_id", "firstname", "lastname", "email", "phone", "source_system"
+        }  # fmt: skip
+    # every write that needs the contact comes after its ensure or a profile's own upsert, in partition order
+    contact_known: set[str] = set()
+    for c in [c for _, c in commands]:
+        trigger = event_ids[c.source_event_id][0]
+        if c in ensures or trigger.startswith("profile."):
+            contact_known.add(c.contact_id)
+        elif c.op != "activity.delete":
+            assert c.contact_id in contact_known, (trigger, c.contact_id)
     erase = [c for _, c in commands if c.op == "contact.erase" and c.contact_id == ERASED]
     assert len(erase) == 1 and erase[0].properties == {}
 
-    # Erasure: a tombstone for the volunteer on every projection topic and on the feed.
-    for topic in [*PROJECTION.values(), "vome.volunteers.feed"]:
+    # Erasure: a tombstone for the volunteer on every projection topic; the feed carries the erasure itself.
+    for topic in PROJECTION.values():
         assert (ERASED.encode(), None) in {(r.key, r.value) for r in read_all(s, topic)}, topic
+    erasures = [json.loads(r.value) for r in read_all(s, "vome.volunteers.feed") if r.key == ERASED.encode()]
+    assert erasures[-1]["trigger"] == "profile.deleted" and erasures[-1]["crm"][0]["op"] == "contact.erase"
 
     # Dead letters: every broken delivery once, untouched, with its code.
     dead = read_all(s, "vome.deadletter")
@@ -379,12 +403,14 @@ def test_check_outputs_show_the_projection_and_the_crm_command(offline: Deployme
     )
     outputs = json.loads(done.stdout)["outputs"]
     by_topic = {o["topic"]: o for o in outputs}
-    assert sorted(by_topic) == sorted([PROJECTION[family(trigger)], "vome.volunteers.feed", "crm.commands"])
+    assert sorted(by_topic) == sorted([PROJECTION[family(trigger)], "vome.volunteers.feed"])
     doc = json.loads(sample.value)
     projection = by_topic[PROJECTION[family(trigger)]]
     assert (projection["key"], projection["value"]["trigger"]) == (VOLUNTEER, trigger)
     assert projection["value"]["event_id"] == content_event_id(trigger, doc)
-    command = CrmCommand.model_validate(by_topic["crm.commands"]["value"])
+    feed = by_topic["vome.volunteers.feed"]["value"]
+    [command] = [CrmCommand.model_validate(c) for c in feed["crm"]]
+    assert CrmCommand.model_validate(feed["ensure"]).properties["vome_user_id"] == VOLUNTEER
     assert (command.op, command.contact_id, command.issued_at.isoformat()) == (
         CRM_OP[trigger],
         VOLUNTEER,

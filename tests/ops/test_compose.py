@@ -59,8 +59,12 @@ def env(service: dict[str, Any]) -> dict[str, str]:
     return {k: interpolate(v) for k, v in raw.items()}
 
 
+WORKER_ENTRYPOINT = ["sh", "-c", "switchyard crm setup && exec switchyard worker"]
+
+
 def workers(services: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {name: s for name, s in services.items() if s.get("command") == ["worker"]}
+    """The worker services: they prepare the CRM (``crm setup``, idempotent) and then run the worker."""
+    return {name: s for name, s in services.items() if s.get("entrypoint") == WORKER_ENTRYPOINT}
 
 
 def container_ports(service: dict[str, Any]) -> set[int]:

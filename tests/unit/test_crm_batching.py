@@ -234,3 +234,21 @@ def test_two_contacts_claiming_one_email_keep_their_order() -> None:
     ]
     assert len(plan(commands)) == 2
     assert run_plan(plan(commands)) == run_sequential(commands)
+
+
+def test_an_activity_for_an_archived_contact_is_refused_with_its_own_code_until_restored() -> None:
+    from app.sinks.crm.base import CONTACT_ARCHIVED, CONTACT_NOT_FOUND
+    from app.sinks.crm.model import expected_state
+
+    commands = [
+        cmd(1, "activity.upsert", "u1", {"title": "Shift"}, activity_id="b0"),
+        cmd(2, "contact.archive", "u1", {"vome_status": "archived"}),
+        cmd(3, "activity.upsert", "u1", {"title": "Shift"}, activity_id="b1"),
+        cmd(4, "contact.upsert", "u1", {"vome_status": "active"}),
+        cmd(5, "activity.upsert", "u1", {"title": "Shift"}, activity_id="b2"),
+    ]
+    state, refused = expected_state(commands)
+    assert refused == {"cmd-000001": CONTACT_NOT_FOUND, "cmd-000003": CONTACT_ARCHIVED}
+    assert (CONTACT_NOT_FOUND.code, CONTACT_ARCHIVED.code) == ("CRM-404", "CRM-CONTACT-ARCHIVED")
+    assert [m["properties"]["switchyard_activity_id"] for m in state["meetings"]] == ["b2"]
+    assert state["contacts"][0]["archived"] is False

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from app.settings import Settings
 from app.sinks.crm.breaker import BreakerState, CircuitBreaker
-from app.sinks.crm.limiter import RateLimiter, WindowLog
+from app.sinks.crm.limiter import RateLimiter, RateWindow, WindowLog, parse_windows
 from app.sinks.crm.retry import Backoff
 
 
@@ -101,6 +102,65 @@ def test_concurrent_tasks_never_exceed_the_limit_in_any_window(
     assert len(sent) == len(durations)
     assert max_in_window(sent, window) <= limit
     assert all(w >= 0 for w in waits)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(1, 5), st.sampled_from([1.0, 2.0, 10.0, 60.0])), min_size=2, max_size=3),
+    st.lists(st.floats(0.0, 2.0), min_size=1, max_size=40),
+    st.integers(1, 6),
+)
+def test_several_windows_are_all_kept(
+    spec: list[tuple[int, float]], durations: list[float], tasks: int
+) -> None:
+    clock = FakeTime()
+    windows = tuple(RateWindow(limit, seconds) for limit, seconds in spec)
+    limiter = RateLimiter(windows=windows, clock=clock, sleep=clock.sleep)
+    sent: list[float] = []
+    jobs = list(durations)
+
+    async def worker() -> None:
+        while jobs:
+            duration = jobs.pop()
+            async with limiter.slot():
+                sent.append(clock())
+                await clock.sleep(duration)
+
+    async def main() -> None:
+        await asyncio.gather(*(worker() for _ in range(tasks)))
+
+    asyncio.run(main())
+    assert len(sent) == len(durations)
+    for w in windows:
+        assert max_in_window(sent, w.seconds) <= w.limit, (w, sent)
+
+
+async def test_the_burst_window_and_the_long_window_each_hold_back_in_turn() -> None:
+    """HubSpot's 10 s burst limit beside a 60 s budget: 4 per 2 s and 6 per 60 s on a fake clock."""
+    clock = FakeTime()
+    limiter = RateLimiter(windows=parse_windows("4/2s,6/1m"), clock=clock, sleep=clock.sleep)
+    waited = []
+    for _ in range(7):
+        permit = await limiter.acquire()
+        limiter.release(permit)
+        waited.append(round(permit.waited, 6))
+    # four at once, then the 2 s window, then the 60 s window (one minute after the first completions)
+    assert waited == [0, 0, 0, 0, 2.0, 0, 58.0]
+
+
+def test_windows_are_read_from_settings_and_a_bad_one_is_named() -> None:
+    assert parse_windows("100/10s, 100/60s") == (RateWindow(100, 10.0), RateWindow(100, 60.0))
+    assert parse_windows("5/500ms,1000/1h") == (RateWindow(5, 0.5), RateWindow(1000, 3600.0))
+    assert Settings(crm_rate_limits="190/10s,100/60").crm_rate_windows == (
+        RateWindow(190, 10.0),
+        RateWindow(100, 60.0),
+    )
+    assert Settings(crm_rate_limit_calls=7, crm_rate_limit_window_seconds=3).crm_rate_windows == (
+        RateWindow(7, 3.0),
+    )
+    for bad in ("100 per minute", "0/10s", "10/0s", "10/10s,"):
+        with pytest.raises(ValueError, match="rate-limit window"):
+            parse_windows(bad)
 
 
 async def test_the_first_limit_calls_go_at_once_and_the_next_waits_a_window() -> None:

@@ -35,7 +35,13 @@ def run(trigger: str, body: dict[str, Any], now: datetime = NOW) -> tuple[Proces
 
 
 def commands(emits: list[Emit]) -> list[CrmCommand]:
-    return [CrmCommand.model_validate(e.value) for e in emits if e.topic == "crm.commands"]
+    """The event's own CRM commands: stage one hands them to the volunteers fold on the feed."""
+    return [CrmCommand.model_validate(c) for e in emits if e.topic == FEED_TOPIC for c in e.value["crm"]]
+
+
+def ensured(emits: list[Emit]) -> CrmCommand | None:
+    [feed] = [e.value for e in emits if e.topic == FEED_TOPIC]
+    return None if feed["ensure"] is None else CrmCommand.model_validate(feed["ensure"])
 
 
 # ---- triggers and process ---------------------------------------------------------------------------------
@@ -195,7 +201,7 @@ EXPECTED_OP = {
 def test_route_sends_projection_feed_and_one_crm_command_keyed_by_user(trigger: str) -> None:
     processed, emits = run(trigger, SAMPLES[trigger])
     user = processed.key
-    assert [e.topic for e in emits] == [TOPICS[processed.enriched["family"]], FEED_TOPIC, "crm.commands"]
+    assert [e.topic for e in emits] == [TOPICS[processed.enriched["family"]], FEED_TOPIC]
     assert all(e.key == user for e in emits)
     assert emits[0].value == processed.enriched
     assert emits[1].value["entity_id"] == processed.enriched["entity_id"]
@@ -211,10 +217,54 @@ def test_profile_deletion_erases_everywhere_and_projects_nothing() -> None:
     processed, emits = run("profile.deleted", SAMPLES["profile.deleted"])
     user = processed.key
     [erase] = commands(emits)
-    assert (erase.op, erase.properties) == ("contact.erase", {})
-    tombstones = [e for e in emits if e.topic != "crm.commands"]
-    assert {e.topic for e in tombstones} == {*TOPICS.values(), FEED_TOPIC}
+    assert (erase.op, erase.properties, erase.contact_id) == ("contact.erase", {}, user)
+    assert ensured(emits) is None
+    tombstones = [e for e in emits if e.topic != FEED_TOPIC]
+    assert {e.topic for e in tombstones} == set(TOPICS.values())
     assert all(e.value is None and e.key == user for e in tombstones)
+
+
+@pytest.mark.parametrize("trigger", TRIGGERS)
+def test_activity_like_events_carry_the_contact_they_ensure_with_identity_fields_only(trigger: str) -> None:
+    processed, emits = run(trigger, SAMPLES[trigger])
+    ensure = ensured(emits)
+    if trigger.startswith("profile.") or trigger == "booking.deleted":
+        assert ensure is None
+        return
+    assert ensure is not None
+    assert (ensure.op, ensure.id_property, ensure.contact_id) == (
+        "contact.upsert",
+        "vome_user_id",
+        processed.key,
+    )
+    assert ensure.properties == {
+        "vome_user_id": processed.key,
+        "firstname": "Jana",
+        "lastname": "Nováková",
+        "email": "jana.novakova@example.org",
+        "phone": "+420 777 123 456",
+        "source_system": "vome",
+    }
+    assert ensure.command_id == command_id(processed.event_id, "contact.ensure", str(processed.key))
+    assert ensure.command_id not in {c.command_id for c in commands(emits)}
+    # the identity goes to the CRM only: the published projection keeps the volunteer's id alone
+    projection = json.dumps(emits[0].value)
+    assert (
+        "Nov\\u00e1kov\\u00e1" not in projection
+        and "Nováková" not in projection
+        and "jana." not in projection
+    )
+
+
+def test_an_email_the_crm_would_refuse_is_left_out_of_the_ensure() -> None:
+    body = {
+        **SAMPLES["booking.created"],
+        "user": {**SAMPLES["booking.created"]["user"], "email": "not-an-address"},
+    }
+    ensure = ensured(run("booking.created", body)[1])
+    assert (
+        ensure is not None and "email" not in ensure.properties and ensure.properties["firstname"] == "Jana"
+    )
 
 
 def test_command_ids_are_stable_per_delivery_and_differ_between_deliveries() -> None:

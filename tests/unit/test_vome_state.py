@@ -15,7 +15,15 @@ from app.core.errors import ValidationFailed
 from app.core.records import EVENT_TYPE_HEADER, Folded, RawRecord
 from app.domains.vome.generate import generate
 from app.domains.vome.rules import RULES, process, route
-from app.domains.vome.state import FEED_TOPIC, SNAPSHOT_TOPIC, fold_volunteer
+from app.domains.vome.state import (
+    FEED_TOPIC,
+    SNAPSHOT_TOPIC,
+    fold_volunteer,
+    is_erased,
+    render,
+    snapshot,
+)
+from app.sinks.crm.commands import CrmCommand
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 USER = "u-1"
@@ -144,7 +152,79 @@ def test_profile_created_unarchives_and_updated_keeps_the_flag() -> None:
     assert state["archived"] is False
 
 
-def test_erasure_deletes_the_key_and_tombstones_the_snapshot() -> None:
+def command(op: str, event: str, activity: str | None = None, **props: Any) -> dict[str, Any]:
+    return CrmCommand(
+        command_id=f"{op}-{event}-{activity}".ljust(8, "x"),
+        op=op,
+        contact_id=USER,
+        activity_id=activity,
+        properties=props,
+        source="vome",
+        source_event_id=event,
+        issued_at=NOW,
+    ).model_dump(mode="json")
+
+
+ENSURE = command("contact.upsert", "ensure", vome_user_id=USER, firstname="Jana")
+
+
+def booking(trigger: str, entity: str = "b-1") -> dict[str, Any]:
+    op = "activity.delete" if trigger.endswith("deleted") else "activity.upsert"
+    ensure = None if trigger.endswith("deleted") else {**ENSURE, "source_event_id": trigger}
+    return value(trigger, entity, crm=[command(op, trigger, entity)], ensure=ensure)
+
+
+def sent(folded: Folded) -> list[tuple[str, str | None]]:
+    return [(e.value["op"], e.value["source_event_id"]) for e in folded.emits if e.topic == "crm.commands"]
+
+
+def test_an_unknown_volunteer_gets_its_contact_before_its_booking_and_only_once() -> None:
+    first = fold_volunteer(None, booking("booking.created"), NOW)
+    assert sent(first) == [("contact.upsert", "booking.created"), ("activity.upsert", "booking.created")]
+    assert all(e.key == USER for e in first.emits)
+    second = fold_volunteer(first.state, booking("booking.updated"), NOW)
+    assert sent(second) == [("activity.upsert", "booking.updated")]
+    assert second.changed is False  # the snapshot did not change; the command is sent all the same
+    deleted = fold_volunteer(first.state, booking("booking.deleted"), NOW)
+    assert sent(deleted) == [("activity.delete", "booking.deleted")]
+    late = fold_volunteer(deleted.state, booking("booking.updated"), NOW)
+    assert sent(late) == []  # a deleted booking's late update does not re-create its meeting
+
+
+def test_a_known_profile_is_not_overwritten_by_a_bookings_copy_of_the_volunteer() -> None:
+    profile = value("profile.updated", USER, crm=[command("contact.upsert", "profile", phone="+1 new")])
+    state = fold_volunteer(None, profile, NOW)
+    assert sent(state) == [("contact.upsert", "profile")]
+    later = fold_volunteer(state.state, booking("booking.created"), NOW)
+    assert sent(later) == [("activity.upsert", "booking.created")]
+
+
+def test_erasure_leaves_a_marker_that_keeps_late_events_from_the_crm() -> None:
+    state, _ = fold_all([value("profile.created", USER), booking("booking.created")])
+    erase = value("profile.deleted", USER, crm=[command("contact.erase", "erase")])
+    erased = fold_volunteer(state, erase, NOW)
+    assert erased.changed and erased.state == {
+        "user_id": USER,
+        "erased": True,
+        "erased_at": "2026-01-01T00:00:00Z",
+    }
+    assert [(e.topic, e.value) for e in erased.emits if e.topic == SNAPSHOT_TOPIC] == [(SNAPSHOT_TOPIC, None)]
+    assert sent(erased) == [("contact.erase", "erase")]
+    for late in (
+        booking("booking.created", "b-9"),
+        booking("booking.updated"),
+        value("profile.created", USER),
+    ):
+        after = fold_volunteer(erased.state, late, NOW)
+        assert (after.changed, after.state, list(after.emits), after.outcome) == (
+            False, erased.state, [], "erased"
+        )  # fmt: skip
+    again = fold_volunteer(erased.state, erase, NOW)
+    assert (again.changed, sent(again)) == (False, [("contact.erase", "erase")])
+    assert render(erased.state) is None and render(state) == snapshot(state)
+
+
+def test_a_legacy_feed_tombstone_still_deletes_the_key() -> None:
     state, _ = fold_all([value("profile.created", USER), value("booking.created", "b-1")])
     erased = fold_volunteer(state, None, NOW)
     assert erased.changed and erased.state is None
@@ -226,16 +306,18 @@ def test_route_then_fold_over_generated_traffic() -> None:
             folded = fold_volunteer(tables.get(emit.key), emit.value, NOW)
             if folded.changed:
                 tables[emit.key] = folded.state
-            if folded.state is None:
-                tables.pop(emit.key, None)
+            if is_erased(folded.state):
                 expected.pop(emit.key, None)
             elif processed.event_type.startswith("booking."):
                 bookings = expected.setdefault(emit.key, {})
                 if bookings.get(processed.enriched["entity_id"]) is not False:
                     bookings[processed.enriched["entity_id"]] = processed.event_type != "booking.deleted"
-    assert tables
+    assert tables and any(is_erased(s) for s in tables.values())
     for user, state in tables.items():
-        assert sum(state["bookings"].values()) == sum(expected.get(user, {}).values())
+        if is_erased(state):
+            assert user not in expected
+        else:
+            assert sum(state["bookings"].values()) == sum(expected.get(user, {}).values())
 
 
 def test_samples_fold_into_one_coherent_volunteer() -> None:
@@ -258,7 +340,7 @@ def test_samples_fold_into_one_coherent_volunteer() -> None:
         [feed] = [e for e in route(process(raw, NOW), NOW) if e.topic == FEED_TOPIC]
         folded = fold_volunteer(state, json.loads(json.dumps(feed.value)), NOW)
         state = folded.state
-        snap = folded.emits[-1].value if folded.emits else snap
+        snap = next((e.value for e in folded.emits if e.topic == SNAPSHOT_TOPIC), snap)
     assert snap["bookings_count"] == 1
     assert snap["latest_form"]["status"] == "approved"
     assert (snap["onboarding"]["steps_done"], snap["onboarding"]["steps_total"]) == (1, 3)

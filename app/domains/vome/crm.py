@@ -11,6 +11,14 @@ The mapping, per trigger:
 - ``sequence_assignment.created|updated`` -> ``contact.upsert`` of ``vome_onboarding_steps_done|_total`` and
   ``vome_sequence_id``; ``.deleted`` clears the three (null), as the contact has no assignment to show.
 
+Every booking (not its deletion), submission and assignment event also yields an *ensure* command
+(:func:`ensure_command`): ``contact.upsert`` by ``vome_user_id`` with the identity fields the delivery carries
+(``CRM_IDENTITY``: first and last name, e-mail, phone; nothing else of the volunteer), so the activity or the
+contact properties always have a contact to go to, even for a volunteer whose profile event came later or never.
+Stage one puts it beside the event's own commands on the volunteers feed; the ``volunteers`` fold decides whether
+it is sent (see :mod:`app.domains.vome.state`: not once the profile is known, never after an erasure). An e-mail
+the CRM would refuse is left out of it, so a malformed address cannot keep the booking from its contact.
+
 Properties that are null in a payload are left out of upserts (a webhook that omits a value does not clear the
 CRM's), except where clearing is the meaning (the deleted assignment above). Every command is built from the
 enriched record, which holds allow-listed data only.
@@ -23,8 +31,17 @@ from datetime import datetime
 from typing import Any
 
 from app.sinks.crm.commands import CommandOp, CrmCommand, PropertyValue
+from app.sinks.crm.properties import CONTACT_TYPES, value_error
 
 SOURCE = "vome"
+ENSURE = "contact.ensure"
+#: Vome identity field -> contact property.
+IDENTITY_PROPERTIES: dict[str, str] = {
+    "first_name": "firstname",
+    "last_name": "lastname",
+    "email": "email",
+    "phone_number": "phone",
+}
 ACTIVITY_KIND = "volunteer_shift"
 
 
@@ -55,6 +72,31 @@ def _command(
 
 def _present(props: dict[str, PropertyValue]) -> dict[str, PropertyValue]:
     return {k: v for k, v in props.items() if v is not None}
+
+
+def ensure_command(enriched: dict[str, Any], identity: dict[str, Any], now: datetime) -> CrmCommand | None:
+    """The contact an activity-like delivery needs, from the identity it carries; None for profile events (their
+    own upsert is the contact) and for booking deletions (deleting a meeting needs no contact)."""
+    trigger: str = enriched["trigger"]
+    if trigger.startswith("profile.") or trigger == "booking.deleted":
+        return None
+    props: dict[str, PropertyValue] = {"vome_user_id": enriched["user_id"]}
+    for field, name in IDENTITY_PROPERTIES.items():
+        value = identity.get(field)
+        valid = isinstance(value, str) and value.strip() and not value_error(name, CONTACT_TYPES[name], value)
+        if valid:
+            props[name] = value
+    props["source_system"] = SOURCE
+    user = enriched["user_id"]
+    return CrmCommand(
+        command_id=command_id(enriched["event_id"], ENSURE, user),
+        op="contact.upsert",
+        contact_id=user,
+        properties=props,
+        source=SOURCE,
+        source_event_id=enriched["event_id"],
+        issued_at=now,
+    )
 
 
 def commands_for(enriched: dict[str, Any], now: datetime) -> list[CrmCommand]:

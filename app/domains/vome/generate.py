@@ -21,7 +21,7 @@ import orjson
 from app.core.clock import iso
 from app.core.records import EVENT_TYPE_HEADER, Headers, RawRecord
 from app.domains.vome.enrich import TRIGGERS, family_of
-from app.domains.vome.privacy import ALLOW, allowed_pointers
+from app.domains.vome.privacy import leaving_pointers
 
 EPOCH = datetime(2025, 3, 3, 8, 0, tzinfo=UTC)
 
@@ -526,13 +526,13 @@ def generate_with_secrets(
     """A valid body whose every string outside the family's allow-list is a unique marker, and the markers.
 
     Medical information, emergency contacts, birth dates, consents, attachments and answers are all outside
-    the allow-lists, so every one of them carries a marker; so do names of people on forms and bookings
-    (which only profiles let out), addresses and coordinates. Numbers and booleans carry none.
+    the allow-lists, so every one of them carries a marker; so do addresses and coordinates. The volunteer's
+    name, e-mail and phone on bookings, forms and assignments go to the CRM (``CRM_IDENTITY``): no marker. Numbers and booleans carry none.
     """
     trigger = trigger if trigger is not None else rng.choice(TRIGGERS)
     doc = document(rng, trigger)
     _fill_optional(doc)
-    allowed = set(allowed_pointers(ALLOW[family_of(trigger)]))
+    allowed = set(leaving_pointers(family_of(trigger)))
     secrets: list[str] = []
     planted: dict[str, Any] = _plant(doc, "", allowed, rng, secrets)
     return trigger, planted, secrets

@@ -7,6 +7,12 @@ information, emergency contacts, dates of birth and the age derived from them, d
 attachments, form answers); a unit test proves no allow-list reaches into it and that planted values in every
 non-allow-listed field appear in no output and no error message.
 
+:data:`CRM_IDENTITY` is the one exception, and it goes to the CRM only: the identity fields of the volunteer a
+booking, submission or assignment carries (name, e-mail, phone; never the birth date, address, coordinates,
+gender or time zone), so that such an event can ensure its volunteer's contact before writing to it. They are
+projected by :func:`identity` into the CRM command that ensures the contact (carried on the internal volunteers
+feed to the fold that sends it to ``crm.commands``), never into the published projections or table state.
+
 A spec maps a field name to ``None`` (copy the value: scalars and lists of scalars only) or to a nested spec
 (descend into an object, or into every object of a list).
 """
@@ -64,6 +70,16 @@ ALLOW: Mapping[str, Spec] = {
     },
 }
 
+_IDENTITY: Spec = _leaves("id", "first_name", "last_name", "email", "phone_number")
+
+#: What of the volunteer an activity-like delivery lets out *to the CRM only* (see the module doc).
+CRM_IDENTITY: Mapping[str, Spec] = {
+    "booking": {"user": _IDENTITY},
+    "profile": {},
+    "form_submission": {"user": _IDENTITY},
+    "sequence_assignment": {"user_info": _IDENTITY},
+}
+
 #: JSON pointers (list indexes omitted) of the data that must never leave ``vome.raw``, per family.
 NEVER_LEAVES: Mapping[str, tuple[str, ...]] = {
     "booking": ("/user/date_of_birth",),
@@ -99,6 +115,21 @@ def project(doc: Mapping[str, Any], spec: Spec) -> dict[str, Any]:
         elif isinstance(value, Mapping):
             out[name] = project(value, sub)
     return out
+
+
+def identity(family: str, doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The volunteer's identity fields of a delivery (:data:`CRM_IDENTITY`), flat: ``{"id", "first_name", ...}``
+    as far as present; empty for a profile, whose own upsert carries the identity."""
+    projected = project(doc, CRM_IDENTITY[family])
+    for value in projected.values():
+        if isinstance(value, dict):
+            return value
+    return {}
+
+
+def leaving_pointers(family: str) -> list[str]:
+    """Every leaf that leaves ``vome.raw`` in any output of ``family``: the allow-list plus the CRM identity."""
+    return allowed_pointers(ALLOW[family]) + allowed_pointers(CRM_IDENTITY[family])
 
 
 def allowed_pointers(spec: Spec, prefix: str = "") -> list[str]:

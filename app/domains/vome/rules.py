@@ -5,9 +5,11 @@ enriched into the family's allow-listed projection, keyed by the Vome user id. V
 their own (``id`` names the booking, profile, submission or assignment, the same across its updates), so the
 event id is the sha256 of trigger and canonical body.
 
-``route``: the projection on the family's topic, the volunteer-table feed value, and one CRM command. A
-``profile.deleted`` erases instead: ``contact.erase``, a tombstone on every projection topic and on the feed
-(whose fold then deletes the table key and tombstones ``vome.volunteers``).
+``route``: the projection on the family's topic and the volunteer-table feed value, which carries the event's CRM
+commands and the contact it would ensure (the ``volunteers`` fold sends them, so that a volunteer's commands leave
+in one order and none after an erasure: :mod:`app.domains.vome.state`). A ``profile.deleted`` erases instead:
+a tombstone on every projection topic, and a feed value with ``contact.erase`` (whose fold replaces the table
+state by an erasure marker and tombstones ``vome.volunteers``).
 """
 
 from __future__ import annotations
@@ -30,15 +32,15 @@ from app.core.records import (
     load_samples,
 )
 from app.core.validation import validate
-from app.domains.vome.crm import commands_for
+from app.domains.vome.crm import commands_for, ensure_command
 from app.domains.vome.enrich import MODELS, TRIGGERS, Family, enrich, event_time, family_of
 from app.domains.vome.models import user_id
+from app.domains.vome.privacy import identity
 from app.domains.vome.state import FEED_TOPIC, feed_value, fold_volunteer
 
 __all__ = ["RULES", "TOPICS", "TRIGGERS", "entity_id_of", "key_of", "process", "route"]
 
 RAW_TOPIC = "vome.raw"
-CRM_TOPIC = "crm.commands"
 TOPICS: Mapping[Family, str] = {
     "booking": "vome.bookings",
     "profile": "vome.profiles",
@@ -80,15 +82,16 @@ def process(raw: RawRecord, now: datetime) -> Processed:
 def route(processed: Processed, now: datetime) -> list[Emit]:
     enriched = processed.enriched
     user = enriched["user_id"]
-    commands = [Emit(CRM_TOPIC, user, c.model_dump(mode="json")) for c in commands_for(enriched, now)]
+    family = family_of(processed.event_type)
+    who = identity(family, processed.payload.model_dump(mode="json"))
+    feed = Emit(
+        FEED_TOPIC,
+        user,
+        feed_value(processed, commands_for(enriched, now), ensure_command(enriched, who, now)),
+    )
     if processed.event_type == "profile.deleted":
-        tombstones = [Emit(topic, user, None) for topic in TOPICS.values()]
-        return [*commands, *tombstones, Emit(FEED_TOPIC, user, None)]
-    return [
-        Emit(TOPICS[family_of(processed.event_type)], user, enriched),
-        Emit(FEED_TOPIC, user, feed_value(processed)),
-        *commands,
-    ]
+        return [*(Emit(topic, user, None) for topic in TOPICS.values()), feed]
+    return [Emit(TOPICS[family], user, enriched), feed]
 
 
 def entity_id_of(trigger: str | None, body: Mapping[str, Any]) -> str | None:

@@ -1,13 +1,15 @@
 """The ``volunteers`` table: one CRM-facing state per Vome user id, and its snapshots on ``vome.volunteers``.
 
-Fed by ``vome.volunteers.feed`` (keyed by user id; one value per accepted delivery, see :func:`feed_value`; a
-tombstone when the profile is deleted). The state is a JSON-ready dict::
+Fed by ``vome.volunteers.feed`` (keyed by user id; one value per accepted delivery, see :func:`feed_value`). The
+state is a JSON-ready dict::
 
-    {"user_id": "usr_…", "has_profile": true, "archived": false,
+    {"user_id": "usr_…", "has_profile": true, "archived": false, "ensured": false,
      "bookings": {"bkg_1": true, "bkg_2": false},                      # false = deleted
      "forms": {"sub_1": {"form_id": …, "status": …, "submitted_at": …}, "sub_2": null},   # null = deleted
      "sequences": {"asg_1": {"sequence_id": …, "steps_done": 2, "steps_total": 5, "updated_at": …}},
      "last_event_id": "<sha256>", "updated_at": "<ISO-8601 of the fold's now>"}
+
+or, once the volunteer was erased, the erasure marker ``{"user_id": "usr_…", "erased": true, "erased_at": …}``.
 
 Transition rules of :func:`fold_volunteer`:
 
@@ -18,7 +20,19 @@ Transition rules of :func:`fold_volunteer`:
   reuses an id, so a late or replayed create/update of a deleted entity changes nothing.
 - An assignment update whose ``updated_at`` is older than the stored one is stale and changes nothing.
   Submissions have no update time; the last delivery wins.
-- A tombstone (erasure: ``profile.deleted``) deletes the key and emits a tombstone on ``vome.volunteers``.
+- ``profile.deleted`` (erasure) replaces the state by the erasure marker and tombstones ``vome.volunteers``.
+  The marker is final too: every later value of the volunteer (a booking delivered late, a replay, even a
+  ``profile.created``: Vome does not reuse user ids) changes nothing and sends nothing. It holds the user id
+  only, the least that can keep an erased volunteer from being re-created in the CRM.
+
+The CRM commands of Vome are sent from here, not from stage one, because only the table knows the volunteer:
+a value carries the commands stage one built (``crm``) and the contact it would ensure (``ensure``, see
+:mod:`app.domains.vome.crm`). When the value applies, the fold sends the ensure command first, unless the
+contact is known to exist (a profile event was applied, or an ensure was already sent: a booking's copy of the
+name must not overwrite what a later profile update set), then the value's own commands. A value that does
+not apply (a deleted entity, a stale update, an erased volunteer) sends nothing, so a late booking cannot
+re-create a deleted meeting or an erased contact. All of a volunteer's commands therefore leave in the order
+of its feed partition, erasure included.
 
 Idempotency: every rule sets a value keyed by the entity's id instead of counting deliveries, so applying
 the same value twice leaves the state as applying it once (redeliveries of stage one replay values in their
@@ -36,9 +50,11 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from app.core.clock import iso
 from app.core.records import Emit, Folded, Processed
 from app.core.validation import validate
+from app.sinks.crm.commands import CrmCommand
 
 FEED_TOPIC = "vome.volunteers.feed"
 SNAPSHOT_TOPIC = "vome.volunteers"
+CRM_TOPIC = "crm.commands"
 
 
 class FeedValue(BaseModel):
@@ -59,14 +75,16 @@ class FeedValue(BaseModel):
     steps_done: int | None = None
     steps_total: int | None = None
     updated_at: AwareDatetime | None = None
+    crm: list[CrmCommand] = Field(default_factory=list)
+    ensure: CrmCommand | None = None
 
 
-def feed_value(processed: Processed) -> dict[str, Any] | None:
-    """What stage one puts on the feed for an accepted delivery; ``None`` (tombstone) erases the volunteer."""
+def feed_value(
+    processed: Processed, crm: list[CrmCommand] | None = None, ensure: CrmCommand | None = None
+) -> dict[str, Any]:
+    """What stage one puts on the feed for an accepted delivery, with the CRM commands the fold may send."""
     e = processed.enriched
     trigger: str = e["trigger"]
-    if trigger == "profile.deleted":
-        return None
     kind, op = trigger.split(".", 1)
     value: dict[str, Any] = {
         "event_id": e["event_id"],
@@ -86,6 +104,8 @@ def feed_value(processed: Processed) -> dict[str, Any] | None:
         value["steps_done"] = e["onboarding"]["steps_done"]
         value["steps_total"] = e["onboarding"]["steps_total"]
         value["updated_at"] = data.get("updated_at") or data.get("created_at")
+    value["crm"] = [c.model_dump(mode="json") for c in crm or ()]
+    value["ensure"] = None if ensure is None else ensure.model_dump(mode="json")
     return validate(FeedValue, value).model_dump(mode="json")
 
 
@@ -94,6 +114,7 @@ def empty_state(user_id: str) -> dict[str, Any]:
         "user_id": user_id,
         "has_profile": False,
         "archived": False,
+        "ensured": False,
         "bookings": {},
         "forms": {},
         "sequences": {},
@@ -167,15 +188,44 @@ def snapshot(state: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def is_erased(state: dict[str, Any] | None) -> bool:
+    return bool(state and state.get("erased"))
+
+
+def render(state: dict[str, Any]) -> dict[str, Any] | None:
+    """What the HTTP query answers: the snapshot, or None (404) for an erased volunteer."""
+    return None if is_erased(state) else snapshot(state)
+
+
+def _commands(commands: list[CrmCommand]) -> list[Emit]:
+    return [Emit(CRM_TOPIC, c.contact_id, c.model_dump(mode="json")) for c in commands]
+
+
 def fold_volunteer(state: dict[str, Any] | None, value: Any, now: datetime) -> Folded:
     if value is None:
+        # Feeds written before erasures became markers carried a tombstone: delete the key as they meant.
         if state is None:
             return Folded(None, changed=False)
         return Folded(None, emits=[Emit(SNAPSHOT_TOPIC, state["user_id"], None)])
     v = validate(FeedValue, value)
+    if v.trigger == "profile.deleted":
+        # Erasing again is harmless and makes a replayed erasure certain; the snapshot goes only once.
+        marker = {"user_id": v.user_id, "erased": True, "erased_at": iso(now)}
+        if is_erased(state):
+            return Folded(state, emits=_commands(v.crm), changed=False, outcome="erased")
+        return Folded(marker, emits=[Emit(SNAPSHOT_TOPIC, v.user_id, None), *_commands(v.crm)])
+    if is_erased(state):
+        return Folded(state, changed=False, outcome="erased")
     current = state if state is not None else empty_state(v.user_id)
     new = _apply(current, v)
-    if new is current or (state is not None and new == current):
+    if new is current:
         return Folded(current, changed=False)
+    known = current["has_profile"] or current.get("ensured", False)
+    send = [v.ensure] if v.ensure is not None and not known else []
+    if send or v.kind == "profile":
+        new = {**new, "ensured": True}
+    emits = _commands([*send, *v.crm])
+    if state is not None and new == current:
+        return Folded(current, emits=emits, changed=False)
     new = {**new, "last_event_id": v.event_id, "updated_at": iso(now)}
-    return Folded(new, emits=[Emit(SNAPSHOT_TOPIC, v.user_id, snapshot(new))])
+    return Folded(new, emits=[Emit(SNAPSHOT_TOPIC, v.user_id, snapshot(new)), *emits])

@@ -49,12 +49,33 @@ class ItemError:
     category: str
     message: str
     codes: tuple[str, ...] = ()
+    dead_letter_code: str | None = None
+    """The dead-letter code when the refusal has one of its own; else ``CRM-<status>``."""
+
+    @property
+    def code(self) -> str:
+        return self.dead_letter_code or f"CRM-{self.status}"
 
     def body(self) -> str:
         return orjson.dumps(
             {"category": self.category, "message": self.message, "codes": list(self.codes)},
             option=orjson.OPT_SORT_KEYS,
         ).decode()
+
+
+CONTACT_NOT_FOUND = ItemError(
+    404, "OBJECT_NOT_FOUND", "The activity's contact does not exist", ("CONTACT_NOT_FOUND",)
+)
+CONTACT_ARCHIVED = ItemError(
+    409,
+    "CONTACT_ARCHIVED",
+    "The activity's contact is archived; restore the contact (a profile update does), then replay",
+    ("CONTACT_ARCHIVED",),
+    dead_letter_code="CRM-CONTACT-ARCHIVED",
+)
+"""An activity for an archived contact is refused, not written: HubSpot neither finds an archived contact by
+default nor associates anything with it, and restoring it would undo a decision made upstream (Vome archived
+the volunteer). The command is dead-lettered with its own code and replays once the contact is restored."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,9 @@ CommandOp = Literal[
 IdProperty = Literal["vome_user_id", "email", "external_id"]
 ActivityStatus = Literal["SCHEDULED", "COMPLETED", "CANCELED", "NO_SHOW", "REQUESTED"]
 
-#: Contact properties a command may set. The reference CRM defines exactly these (and rejects others).
+#: Contact properties a command may set; the custom ones among them (``properties.CUSTOM_PROPERTIES``) are
+#: created on the portal by ``switchyard crm setup``. No ``language``: HubSpot's built-in is ``hs_language``
+#: (Preferred language, an enumeration of locale codes) and no domain has a language to write yet.
 CONTACT_PROPERTIES: frozenset[str] = frozenset(
     {
         "vome_user_id",
@@ -30,7 +32,6 @@ CONTACT_PROPERTIES: frozenset[str] = frozenset(
         "phone",
         "city",
         "country",
-        "language",
         "lifecyclestage",
         "vome_status",
         "vome_last_form_id",

@@ -10,21 +10,29 @@ How each op maps onto HubSpot (the semantics are those of ``model.py``):
 - ``contact.erase``: ``POST /crm/v3/objects/contacts/gdpr-delete`` ``{objectId, idProperty}``; HubSpot has no
   batch form, so :meth:`batch_limit` is 1 for it.
 - ``activity.upsert``: the contact's HubSpot id (from a cache filled by every contact answer, else
-  ``POST /crm/v3/objects/contacts/batch/read`` by ``idProperty``), then
+  ``POST /crm/v3/objects/contacts/batch/read`` by ``idProperty``; HubSpot answers live contacts only, so the
+  ones it did not find are asked again with ``?archived=true``: an archived contact refuses the activity with
+  ``CONTACT_ARCHIVED``, its own dead-letter code, a missing one with ``CONTACT_NOT_FOUND``), then
   ``POST /crm/v3/objects/meetings/batch/upsert`` by the unique custom property ``switchyard_activity_id``, then
   ``POST /crm/v4/associations/meetings/contacts/batch/associate/default`` (the default meeting -> contact type).
   Batch upsert takes no associations, and a custom "contact id" property would not put the meeting on the
   contact's timeline, hence the association call, skipped for meetings this adapter already linked to that
-  contact. One to three calls per batch.
+  contact. A pair is linked when the answer's ``results`` list it; one that is missing there failed, whatever
+  the answer's ``errors`` say (HubSpot's spec documents a 200 whose ``errors`` shape it leaves open). One to
+  four calls per batch.
 - ``activity.delete``: meeting ids (cached from upserts, else ``batch/read`` by ``switchyard_activity_id``), then
   ``POST /crm/v3/objects/meetings/batch/archive``.
+
+Every request body is one HubSpot's API spec accepts: ``tests/integration/test_crm_hubspot_sdk.py`` reads each back
+through the official SDK's request model (``batch/read`` needs ``propertiesWithHistory``, even empty).
 
 Every request carries ``Idempotency-Key``: the command id for single-command calls, else a hash of the call's
 endpoint and command ids, so a retried call is recognisable (the reference CRM answers a repeated key with its
 first answer; HubSpot itself ignores the header and relies on upsert semantics, which are idempotent anyway).
 
 The id caches assume this worker is the only writer of the contacts it syncs (an erase through this adapter
-evicts); a contact erased behind its back makes the association fail, which refuses the activity (404).
+evicts, and the contact is known gone until an upsert re-creates it: no look-up for it); a contact erased behind
+its back makes the association fail, which refuses the activity (404).
 """
 
 from __future__ import annotations
@@ -39,6 +47,8 @@ import orjson
 from app.core.clock import Clock, utc_now
 from app.core.errors import RetriableSinkError
 from app.sinks.crm.base import (
+    CONTACT_ARCHIVED,
+    CONTACT_NOT_FOUND,
     CrmAdapter,
     Gate,
     ItemError,
@@ -64,9 +74,6 @@ MEETINGS = "/crm/v3/objects/meetings"
 ASSOCIATE = "/crm/v4/associations/meetings/contacts/batch/associate/default"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
-_NOT_FOUND = ItemError(
-    404, "OBJECT_NOT_FOUND", "The activity's contact does not exist", ("CONTACT_NOT_FOUND",)
-)
 _NO_RESULT = ItemError(502, "NO_RESULT", "The CRM answered the batch without a result for this input")
 
 
@@ -100,6 +107,8 @@ class HubSpotAdapter(CrmAdapter):
         self._auth = {"Authorization": f"Bearer {token}"}
         self._clock = clock
         self._contact_ids: dict[tuple[str, str], str] = {}
+        self._archived: set[tuple[str, str]] = set()
+        self._erased: set[tuple[str, str]] = set()
         self._meeting_ids: dict[str, str] = {}
         self._linked: set[tuple[str, str]] = set()
 
@@ -128,6 +137,7 @@ class HubSpotAdapter(CrmAdapter):
         body: dict[str, Any],
         key: str | None,
         cmds: Sequence[CrmCommand],
+        params: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         """POST ``body``; ``key`` is the call's idempotency key, None for a look-up: a read is safe to repeat,
         and an answer replayed under the same key would be the CRM's state at the first asking."""
@@ -136,7 +146,9 @@ class HubSpotAdapter(CrmAdapter):
             headers[IDEMPOTENCY_HEADER] = key
         async with gate(op, path) as record:
             try:
-                resp = await self._client.post(path, content=orjson.dumps(body), headers=headers)
+                resp = await self._client.post(
+                    path, content=orjson.dumps(body), headers=headers, params=params
+                )
             except httpx.TimeoutException as exc:
                 raise RetriableSinkError(f"{op} {path}: CRM timed out", code="CRM-TIMEOUT") from exc
             except httpx.TransportError as exc:
@@ -195,6 +207,8 @@ class HubSpotAdapter(CrmAdapter):
                 out.append(ItemResult(c.command_id, errors[c.command_id]))
             elif c.command_id in ids:
                 self._contact_ids[(c.id_property, c.contact_id)] = ids[c.command_id]
+                self._archived.discard((c.id_property, c.contact_id))
+                self._erased.discard((c.id_property, c.contact_id))
                 out.append(ItemResult(c.command_id, crm_id=ids[c.command_id]))
             else:
                 out.append(ItemResult(c.command_id, _NO_RESULT))
@@ -206,6 +220,10 @@ class HubSpotAdapter(CrmAdapter):
     async def archive_contacts(self, cmds: Sequence[CrmCommand], gate: Gate = open_gate) -> list[ItemResult]:
         results = await self._upsert("contact.archive", cmds, gate)
         ids = [r.crm_id for r in results if r.ok and r.crm_id]
+        for c, r in zip(cmds, results, strict=True):
+            if r.ok:
+                self._contact_ids.pop((c.id_property, c.contact_id), None)
+                self._archived.add((c.id_property, c.contact_id))
         if ids:
             path = f"{CONTACTS}/batch/archive"
             await self._post(
@@ -224,11 +242,13 @@ class HubSpotAdapter(CrmAdapter):
             body = {"objectId": c.contact_id, "idProperty": c.id_property}
             await self._post(gate, "contact.erase", f"{CONTACTS}/gdpr-delete", body, c.command_id, [c])
             self._forget_contact(c)
+            self._erased.add((c.id_property, c.contact_id))
             out.append(ItemResult(c.command_id))
         return out
 
     def _forget_contact(self, c: CrmCommand) -> None:
         """After an erase: drop what the cache knows about the contact (all of it when its id is unknown)."""
+        self._archived.discard((c.id_property, c.contact_id))
         gone = self._contact_ids.pop((c.id_property, c.contact_id), None)
         if gone is None:
             self._contact_ids.clear()
@@ -238,24 +258,33 @@ class HubSpotAdapter(CrmAdapter):
         self._linked = {pair for pair in self._linked if pair[1] != gone}
 
     async def _resolve_contacts(self, cmds: Sequence[CrmCommand], gate: Gate, op: str) -> None:
-        """Fill the contact id cache for ``cmds``' contacts; those the CRM does not know stay out of it."""
-        wanted: dict[str, list[CrmCommand]] = {}
-        for c in cmds:
-            if (c.id_property, c.contact_id) not in self._contact_ids:
-                wanted.setdefault(c.id_property, []).append(c)
-        for id_property, group in sorted(wanted.items()):
-            path = f"{CONTACTS}/batch/read"
-            values = sorted({c.contact_id for c in group})
-            body = {
-                "idProperty": id_property,
-                "inputs": [{"id": v} for v in values],
-                "properties": [id_property],
-            }
-            answer = await self._post(gate, op, path, body, None, group)
-            for r in answer.get("results") or ():
-                value = (r.get("properties") or {}).get(id_property) if isinstance(r, dict) else None
-                if value is not None and "id" in r:
-                    self._contact_ids[(id_property, str(value))] = str(r["id"])
+        """Fill the contact id cache for ``cmds``' live contacts and the archived set for archived ones (asked
+        only for those HubSpot did not find live); contacts the CRM does not know stay out of both."""
+        for archived in (False, True):
+            wanted: dict[str, list[CrmCommand]] = {}
+            for c in cmds:
+                ref = (c.id_property, c.contact_id)
+                if ref not in self._contact_ids and ref not in self._archived and ref not in self._erased:
+                    wanted.setdefault(c.id_property, []).append(c)
+            for id_property, group in sorted(wanted.items()):
+                path = f"{CONTACTS}/batch/read"
+                values = sorted({c.contact_id for c in group})
+                body = {
+                    "idProperty": id_property,
+                    "inputs": [{"id": v} for v in values],
+                    "properties": [id_property],
+                    "propertiesWithHistory": [],
+                }
+                params = {"archived": "true"} if archived else None
+                answer = await self._post(gate, op, path, body, None, group, params)
+                for r in answer.get("results") or ():
+                    value = (r.get("properties") or {}).get(id_property) if isinstance(r, dict) else None
+                    if value is None or "id" not in r:
+                        continue
+                    if archived:
+                        self._archived.add((id_property, str(value)))
+                    else:
+                        self._contact_ids[(id_property, str(value))] = str(r["id"])
 
     # --- activities ----------------------------------------------------------------------------------------------
     async def upsert_activities(self, cmds: Sequence[CrmCommand], gate: Gate = open_gate) -> list[ItemResult]:
@@ -264,8 +293,10 @@ class HubSpotAdapter(CrmAdapter):
         results: dict[str, ItemResult] = {}
         known = [c for c in cmds if (c.id_property, c.contact_id) in self._contact_ids]
         for c in cmds:
-            if (c.id_property, c.contact_id) not in self._contact_ids:
-                results[c.command_id] = ItemResult(c.command_id, _NOT_FOUND)
+            if (c.id_property, c.contact_id) in self._archived:
+                results[c.command_id] = ItemResult(c.command_id, CONTACT_ARCHIVED)
+            elif (c.id_property, c.contact_id) not in self._contact_ids:
+                results[c.command_id] = ItemResult(c.command_id, CONTACT_NOT_FOUND)
         if known:
             path = f"{MEETINGS}/batch/upsert"
             inputs = [
@@ -320,11 +351,15 @@ class HubSpotAdapter(CrmAdapter):
             call_key(ASSOCIATE, (f"{c.command_id}:{m}:{k}" for c, m, k in pairs)),
             cmds,
         )
-        failed = set(self._errors_by(body, "toObjectId", cmds))
+        linked = {
+            (str((r.get("from") or {}).get("id")), str((r.get("to") or {}).get("id")))
+            for r in body.get("results") or ()
+            if isinstance(r, dict)
+        }
         for c, meeting, contact in pairs:
-            if contact in failed:
+            if (meeting, contact) not in linked:
                 self._contact_ids.pop((c.id_property, c.contact_id), None)
-                results[c.command_id] = ItemResult(c.command_id, _NOT_FOUND)
+                results[c.command_id] = ItemResult(c.command_id, CONTACT_NOT_FOUND)
             else:
                 self._linked.add((meeting, contact))
                 results[c.command_id] = ItemResult(c.command_id, crm_id=meeting)
@@ -338,6 +373,7 @@ class HubSpotAdapter(CrmAdapter):
                 "idProperty": ACTIVITY_ID_PROPERTY,
                 "inputs": [{"id": a} for a in unknown],
                 "properties": [ACTIVITY_ID_PROPERTY],
+                "propertiesWithHistory": [],
             }
             answer = await self._post(gate, op, path, body, None, cmds)
             for r in answer.get("results") or ():

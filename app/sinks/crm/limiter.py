@@ -9,12 +9,18 @@ round-trip per window of budget, which is nothing next to 60 s.
 :class:`WindowLog` is the pure part (explicit ``now``, no clock, no sleeping); :class:`RateLimiter` waits on it
 with an injected monotonic clock and sleep. A 429 the CRM sends anyway (another client on the same token) blocks
 every task through :meth:`RateLimiter.block_for`.
+
+A CRM may count several windows at once (HubSpot: 100 or 190 calls per 10 s by tier, besides a connector's own
+100 per 60 s): a :class:`RateLimiter` built with several :class:`RateWindow` keeps one log per window and sends a
+call only when every log has a free slot, so no window is ever overrun. :func:`parse_windows` reads them from
+settings (``"100/10s,100/60s"``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -23,6 +29,36 @@ from dataclasses import dataclass
 
 Monotonic = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class RateWindow:
+    """At most ``limit`` calls in any ``seconds``."""
+
+    limit: int
+    seconds: float
+
+    def __str__(self) -> str:
+        return f"{self.limit}/{self.seconds:g}s"
+
+
+_WINDOW = re.compile(r"^\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_windows(text: str) -> tuple[RateWindow, ...]:
+    """``"100/10s,100/60s"`` -> the windows; a ValueError naming the part that is not ``<calls>/<seconds>[unit]``
+    (units ``ms``, ``s``, ``m``, ``h``; seconds when omitted) or that has no calls or no time."""
+    out: list[RateWindow] = []
+    for part in text.split(","):
+        m = _WINDOW.match(part)
+        if not m:
+            raise ValueError(f"rate-limit window {part.strip()!r} is not <calls>/<seconds>[ms|s|m|h]")
+        window = RateWindow(int(m.group(1)), float(m.group(2)) * _UNIT[m.group(3) or "s"])
+        if window.limit < 1 or window.seconds <= 0:
+            raise ValueError(f"rate-limit window {part.strip()!r} needs at least 1 call and a time above 0")
+        out.append(window)
+    return tuple(out)
 
 
 class WindowLog:
@@ -78,6 +114,7 @@ class WindowLog:
 class Permit:
     token: int
     waited: float
+    tokens: tuple[int, ...] = ()
 
 
 class RateLimiter:
@@ -88,22 +125,34 @@ class RateLimiter:
         limit: int = 100,
         window: float = 60.0,
         *,
+        windows: tuple[RateWindow, ...] = (),
         clock: Monotonic = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        self.log = WindowLog(limit, window)
+        """One window (``limit`` per ``window``), or every one of ``windows`` when given."""
+        self.windows = windows or (RateWindow(limit, window),)
+        self.logs = [WindowLog(w.limit, w.seconds) for w in self.windows]
+        self.log = self.logs[0]
         self._clock = clock
         self._sleep = sleep
         self._released = asyncio.Event()
 
+    def _wait(self, now: float) -> float | None:
+        """The longest wait of any window; None when one of them waits for a call in flight."""
+        waits = [log.wait(now) for log in self.logs]
+        if any(w is None for w in waits):
+            return None
+        return max(w for w in waits if w is not None)
+
     async def acquire(self) -> Permit:
-        """Wait for a slot; the permit says how long that took (the rate-limit wait metric)."""
+        """Wait for a slot in every window; the permit says how long that took (the rate-limit wait metric)."""
         start = self._clock()
         while True:
             now = self._clock()
-            wait = self.log.wait(now)
+            wait = self._wait(now)
             if wait == 0:
-                return Permit(self.log.take(now), now - start)
+                tokens = [log.take(now) for log in self.logs]
+                return Permit(tokens[0], now - start, tuple(tokens))
             if wait is None:
                 self._released.clear()
                 await self._released.wait()
@@ -111,7 +160,9 @@ class RateLimiter:
                 await self._sleep(wait)
 
     def release(self, permit: Permit) -> None:
-        self.log.complete(permit.token, self._clock())
+        now = self._clock()
+        for log, token in zip(self.logs, permit.tokens or (permit.token,), strict=False):
+            log.complete(token, now)
         self._released.set()
 
     @asynccontextmanager
@@ -124,4 +175,5 @@ class RateLimiter:
 
     def block_for(self, seconds: float) -> None:
         """No call for ``seconds``, for every task: the CRM said so (429 + Retry-After)."""
-        self.log.block_until(self._clock() + seconds)
+        for log in self.logs:
+            log.block_until(self._clock() + seconds)

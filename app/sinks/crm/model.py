@@ -12,9 +12,11 @@ Chosen semantics (the HubSpot adapter and the reference CRM implement the same):
   (HubSpot answers 204). Its meetings stay, unlinked: they hold allow-listed activity data only, and deleting
   them would make an erase interact with a meeting another contact's commands touch (a meeting may be linked to
   several contacts), which no per-contact order can keep.
-- ``activity.upsert`` needs its contact to exist (archived is fine); otherwise it is refused (404) and changes
-  nothing, so a replay after the contact exists can succeed. It creates or updates the meeting by its activity
-  id and associates it with the contact.
+- ``activity.upsert`` needs its contact to exist and not be archived; otherwise it is refused (404
+  ``CONTACT_NOT_FOUND``, or 409 ``CONTACT_ARCHIVED`` with its own dead-letter code: HubSpot's ``batch/read``
+  does not find archived contacts and nothing can be associated with them) and changes nothing, so a replay
+  after the contact exists again can succeed. It creates or updates the meeting by its activity id and
+  associates it with the contact.
 - ``activity.delete`` removes the meeting; deleting an unknown one is not an error.
 - A value the property's type refuses, or a unique property taken by another contact, refuses the command (400 /
   409) and changes nothing.
@@ -27,7 +29,7 @@ from typing import Any
 
 import orjson
 
-from app.sinks.crm.base import ItemError
+from app.sinks.crm.base import CONTACT_ARCHIVED, CONTACT_NOT_FOUND, ItemError
 from app.sinks.crm.commands import CrmCommand
 from app.sinks.crm.properties import (
     ACTIVITY_ID_PROPERTY,
@@ -128,9 +130,9 @@ class CrmModel:
             return _invalid(errors)
         key = self.find(cmd.id_property, cmd.contact_id)
         if key is None:
-            return ItemError(
-                404, "OBJECT_NOT_FOUND", "The activity's contact does not exist", ("CONTACT_NOT_FOUND",)
-            )
+            return CONTACT_NOT_FOUND
+        if self.contacts[key].archived:
+            return CONTACT_ARCHIVED
         meeting = self.meetings.setdefault(activity_id, _Meeting({ACTIVITY_ID_PROPERTY: activity_id}))
         _apply(meeting.properties, changes)
         meeting.contacts.add(key)

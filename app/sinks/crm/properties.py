@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
@@ -144,10 +145,88 @@ def value_error(name: str, ptype: PropertyType, text: str) -> str | None:
 
 
 def property_errors(types: Mapping[str, PropertyType], props: Mapping[str, str]) -> list[tuple[str, str]]:
-    """(code, property name) of every invalid value of ``props``; unknown names are the caller's business."""
+    """(code, property name) of every invalid value of ``props``; names ``types`` does not know are text (whether
+    they exist at all is the caller's business)."""
     out: list[tuple[str, str]] = []
     for name, text in props.items():
-        code = value_error(name, types[name], text)
+        code = value_error(name, types.get(name, "string"), text)
         if code:
             out.append((code, name))
     return out
+
+
+# --- the portal's side: which properties HubSpot has built in and which Switchyard must create ------------------
+OBJECT_TYPES: tuple[str, ...] = ("contacts", "meetings")
+PROPERTY_GROUP = "switchyard"
+PROPERTY_GROUP_LABEL = "Switchyard"
+
+#: Properties every HubSpot portal has (HubSpot-defined); ``crm setup`` never creates or changes them.
+BUILTIN_PROPERTIES: dict[str, frozenset[str]] = {
+    "contacts": frozenset(
+        {"email", "firstname", "lastname", "phone", "city", "country", "lifecyclestage", "hs_language"}
+    ),
+    "meetings": frozenset(
+        {
+            "hs_timestamp",
+            "hs_meeting_title",
+            "hs_meeting_start_time",
+            "hs_meeting_end_time",
+            "hs_meeting_outcome",
+            "hs_meeting_location",
+            "hs_activity_type",
+        }
+    ),
+}
+
+#: HubSpot's (type, fieldType) of each of our value types.
+HUBSPOT_TYPES: dict[PropertyType, tuple[str, str]] = {
+    "string": ("string", "text"),
+    "number": ("number", "number"),
+    "datetime": ("datetime", "date"),
+    "enumeration": ("enumeration", "select"),
+    "email": ("string", "text"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PropertySpec:
+    """A custom property as the CRM v3 properties API creates it (``PropertyCreate``)."""
+
+    object_type: str
+    name: str
+    type: str
+    field_type: str
+    unique: bool = False
+
+    @property
+    def label(self) -> str:
+        return self.name.replace("_", " ").capitalize()
+
+    def create_body(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "label": self.label,
+            "type": self.type,
+            "fieldType": self.field_type,
+            "groupName": PROPERTY_GROUP,
+            "hasUniqueValue": self.unique,
+            "description": "Written by Switchyard",
+            "formField": False,
+        }
+
+
+def _custom(
+    object_type: str, types: Mapping[str, PropertyType], unique: frozenset[str]
+) -> list[PropertySpec]:
+    return [
+        PropertySpec(object_type, name, *HUBSPOT_TYPES[ptype], unique=name in unique)
+        for name, ptype in sorted(types.items())
+        if name not in BUILTIN_PROPERTIES[object_type]
+    ]
+
+
+#: Every property the sink writes that a portal does not have until ``switchyard crm setup`` creates it.
+CUSTOM_PROPERTIES: tuple[PropertySpec, ...] = (
+    *_custom("contacts", CONTACT_TYPES, UNIQUE_CONTACT_PROPERTIES - {"email"}),
+    *_custom("meetings", MEETING_TYPES, frozenset({ACTIVITY_ID_PROPERTY})),
+)

@@ -10,7 +10,11 @@ its first answer, and can be told over HTTP to fail::
     DELETE /__admin/faults          clear them
     GET /__admin/state              contacts (properties, archived), meetings (properties, contact ids), erasures
     GET /__admin/stats              calls per status, max calls that arrived in any window, 429s, replays
-    POST /__admin/reset             empty state and stats
+    POST /__admin/reset             empty state and stats (the portal's property definitions stay)
+
+Like a portal, it has HubSpot's built-in properties only until ``switchyard crm setup`` creates the custom ones
+through the CRM v3 properties API (``GET|POST /crm/v3/properties/{objectType}[/{name}]``, ``.../groups``); a
+write to a property that does not exist refuses the call (400 ``PROPERTY_DOESNT_EXIST``).
 
 Fault modes: ``5xx`` answers 503 without doing anything; ``outage`` does the same for every call during
 ``seconds``; ``429`` answers 429 with ``Retry-After: delay``; ``slow`` waits ``delay`` then works normally;
@@ -21,7 +25,8 @@ Erased contacts are deleted with their associations (their meetings stay, unlink
 HubSpot object id and time only.
 
 Run it: ``python -m app.sinks.crm.reference --port 8089 --db crm.sqlite3 --limit 100 --window 60``; in tests,
-``async with ReferenceCrm(limit=10, window=1.0) as crm: crm.url``.
+``async with ReferenceCrm(limit=10, window=1.0) as crm: crm.url``. ``--limits 100/10s,100/60s`` (``windows=``)
+keeps several rate-limit windows at once, as HubSpot does with its burst limit beside other budgets.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ import sqlite3
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -43,16 +48,20 @@ import orjson
 from aiohttp import web
 
 from app.core.clock import Clock, iso, utc_now
+from app.sinks.crm.limiter import RateWindow, parse_windows
 from app.sinks.crm.properties import (
     ACTIVITY_ID_PROPERTY,
+    BUILTIN_PROPERTIES,
     CONTACT_TYPES,
+    HUBSPOT_TYPES,
     MEETING_TYPES,
+    OPTIONS,
     UNIQUE_CONTACT_PROPERTIES,
-    PropertyType,
     property_errors,
 )
 
 MAX_INPUTS = 100
+SETUP_TOKEN = "switchyard-setup"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MEETING_TO_CONTACT = 200
 FAULT_MODES = frozenset({"5xx", "timeout", "outage", "slow", "429"})
@@ -77,6 +86,10 @@ CREATE TABLE IF NOT EXISTS associations (
 CREATE TABLE IF NOT EXISTS erasures (id INTEGER PRIMARY KEY AUTOINCREMENT, object_id INTEGER, erased_at TEXT);
 CREATE TABLE IF NOT EXISTS idempotency (
     key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, status INTEGER NOT NULL, body BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS properties (
+    object_type TEXT NOT NULL, name TEXT NOT NULL, definition TEXT NOT NULL, PRIMARY KEY (object_type, name));
+CREATE TABLE IF NOT EXISTS property_groups (
+    object_type TEXT NOT NULL, name TEXT NOT NULL, definition TEXT NOT NULL, PRIMARY KEY (object_type, name));
 """ + "".join(
     # HubSpot finds a contact by a unique property in constant time; without these indexes every look-up
     # scanned the table and the reference server, not the sink, set the benchmark's pace (O(n^2) per backlog).
@@ -103,7 +116,39 @@ class ApiError(Exception):
 def _item_error(
     category: str, message: str, context: dict[str, list[str]], errors: list[dict[str, str]]
 ) -> dict[str, Any]:
-    return {"status": "error", "category": category, "message": message, "context": context, "errors": errors}
+    """One entry of a 207 answer's ``errors``, in HubSpot's documented ``StandardError`` shape (every required
+    field of the SDK's model: status, category, message, context, links, errors)."""
+    return {
+        "status": "error",
+        "category": category,
+        "message": message,
+        "context": context,
+        "links": {},
+        "errors": errors,
+    }
+
+
+def _object(
+    oid: int, props: dict[str, str], archived: bool, created: str, updated: str, **extra: Any
+) -> dict[str, Any]:
+    """A CRM object as HubSpot answers it (``SimplePublicObject``): its id, timestamps, and the properties with
+    the ones HubSpot always returns (``hs_object_id``, ``createdate``, ``lastmodifieddate``)."""
+    out: dict[str, Any] = {
+        "id": str(oid),
+        "properties": {
+            **props,
+            "hs_object_id": str(oid),
+            "createdate": created,
+            "lastmodifieddate": updated,
+        },
+        "createdAt": created,
+        "updatedAt": updated,
+        "archived": archived,
+        **extra,
+    }
+    if archived:
+        out["archivedAt"] = updated
+    return out
 
 
 def _text(value: Any) -> str:
@@ -132,12 +177,14 @@ def _batch_inputs(body: Any) -> list[dict[str, Any]]:
     return inputs
 
 
-def _properties(raw: Any, types: dict[str, PropertyType]) -> dict[str, str]:
+def _properties(raw: Any, defined: frozenset[str]) -> dict[str, str]:
+    """The input's properties as text; a name the portal does not define refuses the whole call, as HubSpot
+    does (``PROPERTY_DOESNT_EXIST``)."""
     if raw is None:
         return {}
     if not isinstance(raw, dict):
         raise ApiError(400, "VALIDATION_ERROR", "properties must be an object")
-    unknown = sorted(set(raw) - types.keys())
+    unknown = sorted(set(raw) - defined)
     if unknown:
         raise ApiError(
             400,
@@ -150,6 +197,55 @@ def _properties(raw: Any, types: dict[str, PropertyType]) -> dict[str, str]:
             ],
         )
     return {str(k): _text(v) for k, v in raw.items()}
+
+
+BUILTIN_GROUPS = {"contacts": "contactinformation", "meetings": "meetinginformation"}
+PROPERTY_TYPES = frozenset({"string", "number", "date", "datetime", "enumeration", "bool"})
+FIELD_TYPES = frozenset(
+    {"textarea", "text", "date", "file", "number", "select", "radio", "checkbox", "booleancheckbox"}
+)
+
+
+def _property_definition(
+    name: str,
+    label: str,
+    hs_type: str,
+    field_type: str,
+    group: str,
+    unique: bool,
+    description: str,
+    now: str,
+    *,
+    hubspot_defined: bool = False,
+) -> dict[str, Any]:
+    """A property as HubSpot's properties API answers it (the SDK's ``Property``)."""
+    return {
+        "name": name,
+        "label": label,
+        "type": hs_type,
+        "fieldType": field_type,
+        "groupName": group,
+        "description": description,
+        "options": [
+            {"label": o, "value": o, "hidden": False, "displayOrder": i}
+            for i, o in enumerate(sorted(OPTIONS.get(name, ())))
+        ],
+        "hasUniqueValue": unique,
+        "hubspotDefined": hubspot_defined,
+        "formField": False,
+        "hidden": False,
+        "calculated": False,
+        "externalOptions": False,
+        "archived": False,
+        "createdAt": now,
+        "updatedAt": now,
+        "displayOrder": -1,
+        "modificationMetadata": {
+            "archivable": not hubspot_defined,
+            "readOnlyDefinition": hubspot_defined,
+            "readOnlyValue": False,
+        },
+    }
 
 
 def _merge(current: dict[str, str], changes: dict[str, str]) -> dict[str, str]:
@@ -181,6 +277,8 @@ class CrmStore:
         self.db = sqlite3.connect(path)
         self.db.executescript(_SCHEMA)
         self.clock = clock
+        self._defined: dict[str, frozenset[str]] = {}
+        self._seed_builtins()
 
     def close(self) -> None:
         self.db.close()
@@ -189,6 +287,113 @@ class CrmStore:
         with self.db:
             for table in ("contacts", "meetings", "associations", "erasures", "idempotency"):
                 self.db.execute(f"DELETE FROM {table}")
+
+    # --- the portal's property definitions (CRM v3 properties API) -----------------------------------------
+    def _seed_builtins(self) -> None:
+        """What every HubSpot portal has: the HubSpot-defined properties and their default groups."""
+        now = iso(self.clock())
+        with self.db:
+            for object_type, group in BUILTIN_GROUPS.items():
+                definition = {"name": group, "label": group, "displayOrder": 0, "archived": False}
+                self.db.execute(
+                    "INSERT OR IGNORE INTO property_groups VALUES (?, ?, ?)",
+                    (object_type, group, orjson.dumps(definition)),
+                )
+                types = CONTACT_TYPES if object_type == "contacts" else MEETING_TYPES
+                for name in sorted(BUILTIN_PROPERTIES[object_type]):
+                    hs_type, field_type = HUBSPOT_TYPES[types.get(name, "string")]
+                    definition = _property_definition(
+                        name, name, hs_type, field_type, group, False, "", now, hubspot_defined=True
+                    )
+                    self.db.execute(
+                        "INSERT OR IGNORE INTO properties VALUES (?, ?, ?)",
+                        (object_type, name, orjson.dumps(definition)),
+                    )
+
+    def defined(self, object_type: str) -> frozenset[str]:
+        """Names of the properties ``object_type`` has on this portal."""
+        if object_type not in self._defined:
+            rows = self.db.execute("SELECT name FROM properties WHERE object_type = ?", (object_type,))
+            self._defined[object_type] = frozenset(str(r[0]) for r in rows)
+        return self._defined[object_type]
+
+    @staticmethod
+    def _object_type(params: Mapping[str, str]) -> str:
+        object_type = params.get("objectType", "")
+        if object_type not in BUILTIN_GROUPS:
+            raise ApiError(404, "OBJECT_NOT_FOUND", f"Unable to infer object type from: {object_type}")
+        return object_type
+
+    def get_property(self, params: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
+        object_type, name = self._object_type(params), params.get("propertyName", "")
+        row = self.db.execute(
+            "SELECT definition FROM properties WHERE object_type = ? AND name = ?", (object_type, name)
+        ).fetchone()
+        if row is None:
+            raise ApiError(404, "OBJECT_NOT_FOUND", f"Property {name} does not exist")
+        return 200, orjson.loads(row[0])
+
+    def create_property(self, body: Any, params: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
+        object_type = self._object_type(params)
+        if not isinstance(body, dict):
+            raise ApiError(400, "VALIDATION_ERROR", "Invalid input JSON: expected a property")
+        missing = [k for k in ("name", "label", "type", "fieldType", "groupName") if not body.get(k)]
+        if missing:
+            raise ApiError(400, "VALIDATION_ERROR", f"Property is missing {', '.join(missing)}")
+        if body["type"] not in PROPERTY_TYPES or body["fieldType"] not in FIELD_TYPES:
+            raise ApiError(400, "VALIDATION_ERROR", f"Invalid type {body['type']}/{body['fieldType']}")
+        name, group = str(body["name"]), str(body["groupName"])
+        if not self.db.execute(
+            "SELECT 1 FROM property_groups WHERE object_type = ? AND name = ?", (object_type, group)
+        ).fetchone():
+            raise ApiError(400, "VALIDATION_ERROR", f"Property group {group} does not exist")
+        if name in self.defined(object_type):
+            raise ApiError(409, "OBJECT_ALREADY_EXISTS", f"Property named '{name}' already exists.")
+        definition = _property_definition(
+            name,
+            str(body["label"]),
+            str(body["type"]),
+            str(body["fieldType"]),
+            group,
+            bool(body.get("hasUniqueValue", False)),
+            str(body.get("description") or ""),
+            iso(self.clock()),
+        )
+        with self.db:
+            self.db.execute(
+                "INSERT INTO properties VALUES (?, ?, ?)", (object_type, name, orjson.dumps(definition))
+            )
+        self._defined.pop(object_type, None)
+        return 201, definition
+
+    def get_group(self, params: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
+        object_type, name = self._object_type(params), params.get("groupName", "")
+        row = self.db.execute(
+            "SELECT definition FROM property_groups WHERE object_type = ? AND name = ?", (object_type, name)
+        ).fetchone()
+        if row is None:
+            raise ApiError(404, "OBJECT_NOT_FOUND", f"Property group {name} does not exist")
+        return 200, orjson.loads(row[0])
+
+    def create_group(self, body: Any, params: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
+        object_type = self._object_type(params)
+        if not isinstance(body, dict) or not body.get("name") or not body.get("label"):
+            raise ApiError(400, "VALIDATION_ERROR", "A property group needs a name and a label")
+        name = str(body["name"])
+        definition = {
+            "name": name,
+            "label": str(body["label"]),
+            "displayOrder": int(body.get("displayOrder", -1)),
+            "archived": False,
+        }
+        with self.db:
+            cur = self.db.execute(
+                "INSERT OR IGNORE INTO property_groups VALUES (?, ?, ?)",
+                (object_type, name, orjson.dumps(definition)),
+            )
+        if cur.rowcount == 0:
+            raise ApiError(409, "OBJECT_ALREADY_EXISTS", f"Property group '{name}' already exists.")
+        return 201, definition
 
     # --- lookups ---------------------------------------------------------------------------------------------
     def _contact_by(self, id_property: str, value: str) -> tuple[int, dict[str, str], bool] | None:
@@ -207,6 +412,10 @@ class CrmStore:
             raise ApiError(400, "VALIDATION_ERROR", f"{id_property} is not a unique property of contacts")
         return (int(row[0]), orjson.loads(row[1]), bool(row[2])) if row else None
 
+    def _times(self, table: str, oid: int) -> tuple[str, str]:
+        row = self.db.execute(f"SELECT created_at, updated_at FROM {table} WHERE id = ?", (oid,)).fetchone()
+        return (str(row[0]), str(row[1])) if row else ("", "")
+
     def _meeting_by(self, id_property: str, value: str) -> tuple[int, dict[str, str]] | None:
         if id_property == "hs_object_id":
             row = self.db.execute(
@@ -218,10 +427,9 @@ class CrmStore:
             ).fetchone()
         return (int(row[0]), orjson.loads(row[1])) if row else None
 
-    @staticmethod
-    def _id_property(raw: Any, allowed: frozenset[str]) -> str:
+    def _id_property(self, raw: Any, allowed: frozenset[str], object_type: str = "contacts") -> str:
         prop = raw or "hs_object_id"
-        if prop not in allowed | {"hs_object_id"}:
+        if prop not in (allowed & self.defined(object_type)) | {"hs_object_id"}:
             raise ApiError(
                 400, "VALIDATION_ERROR", f"idProperty {prop} is not a unique property of this object"
             )
@@ -253,7 +461,7 @@ class CrmStore:
                 (
                     id_property,
                     str(i.get("id") or ""),
-                    _properties(i.get("properties"), CONTACT_TYPES),
+                    _properties(i.get("properties"), self.defined("contacts")),
                     str(i.get("objectWriteTraceId") or ""),
                 )
             )
@@ -303,15 +511,15 @@ class CrmStore:
                         (orjson.dumps(props), now, cid),
                     )
                 results.append(
-                    {
-                        "id": str(cid),
-                        "properties": props,
-                        "archived": False,
-                        "new": created,
-                        "createdAt": now,
-                        "updatedAt": now,
-                        "objectWriteTraceId": trace,
-                    }
+                    _object(
+                        cid,
+                        props,
+                        False,
+                        self._times("contacts", cid)[0],
+                        now,
+                        new=created,
+                        objectWriteTraceId=trace,
+                    )
                 )
         return self._batch_answer(results, errors, started)
 
@@ -330,23 +538,28 @@ class CrmStore:
             return 207, body
         return 200, body
 
-    def read(self, body: Any, kind: str) -> tuple[int, dict[str, Any]]:
+    def read(self, body: Any, kind: str, archived: bool = False) -> tuple[int, dict[str, Any]]:
+        """``batch/read``: HubSpot answers the objects in the requested state only, live ones unless
+        ``archived=true`` (then archived ones only); the others are "not found". Meetings are deleted, never
+        archived, here."""
         inputs = _batch_inputs(body)
         allowed = UNIQUE_CONTACT_PROPERTIES if kind == "contacts" else frozenset({ACTIVITY_ID_PROPERTY})
-        id_property = self._id_property(body.get("idProperty"), allowed)
+        id_property = self._id_property(body.get("idProperty"), allowed, kind)
         ids = [str(i.get("id") or "") for i in inputs]
         started = iso(self.clock())
         results, missing = [], []
         for value in ids:
             if kind == "contacts":
                 found = self._contact_by(id_property, value)
-                if found:
-                    results.append({"id": str(found[0]), "properties": found[1], "archived": found[2]})
+                if found and found[2] == archived:
+                    results.append(_object(found[0], found[1], found[2], *self._times("contacts", found[0])))
                     continue
             else:
                 meeting = self._meeting_by(id_property, value)
-                if meeting:
-                    results.append({"id": str(meeting[0]), "properties": meeting[1], "archived": False})
+                if meeting and not archived:
+                    results.append(
+                        _object(meeting[0], meeting[1], False, *self._times("meetings", meeting[0]))
+                    )
                     continue
             missing.append(value)
         errors = (
@@ -393,14 +606,16 @@ class CrmStore:
     def upsert_meetings(self, body: Any) -> tuple[int, dict[str, Any]]:
         inputs = _batch_inputs(body)
         for i in inputs:
-            if i.get("idProperty") != ACTIVITY_ID_PROPERTY:
+            if i.get("idProperty") != ACTIVITY_ID_PROPERTY or ACTIVITY_ID_PROPERTY not in self.defined(
+                "meetings"
+            ):
                 raise ApiError(400, "VALIDATION_ERROR", f"meetings are upserted by {ACTIVITY_ID_PROPERTY}")
         ids = self._unique_ids(inputs)
         started = iso(self.clock())
         results, errors = [], []
         with self.db:
             for value, i in zip(ids, inputs, strict=True):
-                changes = _properties(i.get("properties"), MEETING_TYPES)
+                changes = _properties(i.get("properties"), self.defined("meetings"))
                 trace = str(i.get("objectWriteTraceId") or "")
                 bad = property_errors(MEETING_TYPES, changes)
                 if bad:
@@ -422,15 +637,15 @@ class CrmStore:
                         (orjson.dumps(props), now, mid),
                     )
                 results.append(
-                    {
-                        "id": str(mid),
-                        "properties": props,
-                        "archived": False,
-                        "new": created,
-                        "createdAt": now,
-                        "updatedAt": now,
-                        "objectWriteTraceId": trace,
-                    }
+                    _object(
+                        mid,
+                        props,
+                        False,
+                        self._times("meetings", mid)[0],
+                        now,
+                        new=created,
+                        objectWriteTraceId=trace,
+                    )
                 )
         return self._batch_answer(results, errors, started)
 
@@ -455,11 +670,13 @@ class CrmStore:
                 dst = str((i.get("to") or {}).get("id") or "")
                 meeting = self._meeting_by("hs_object_id", src)
                 contact = self._contact_by("hs_object_id", dst)
-                if meeting is None or contact is None:
+                if meeting is None or contact is None or contact[2]:
+                    # An archived object cannot be associated, as on HubSpot (it is in the recycle bin).
+                    what, oid = ("meeting", src) if meeting is None else ("contact", dst)
                     errors.append(
                         _item_error(
-                            "OBJECT_NOT_FOUND",
-                            "One of the objects does not exist",
+                            "VALIDATION_ERROR",
+                            f"No {what} with ID {oid} exists",
                             {"fromObjectId": [src], "toObjectId": [dst]},
                             [],
                         )
@@ -479,7 +696,10 @@ class CrmStore:
                         },
                     }
                 )
-        return self._batch_answer(results, errors, iso(self.clock()))
+        # HubSpot's API spec (and so the official SDK) knows one answer for this endpoint: 200, with the
+        # failed inputs under ``errors``. A client tells them by the pairs missing from ``results``.
+        _, answer = self._batch_answer(results, errors, iso(self.clock()))
+        return 200, answer
 
     # --- idempotency and admin -------------------------------------------------------------------------------
     def remembered(self, key: str) -> tuple[str, int, bytes] | None:
@@ -523,14 +743,23 @@ class Fault:
     delay: float
 
 
-class Traffic:
-    """Rate limit and call statistics, per bearer token, on a monotonic clock."""
+def policy_name(window: RateWindow) -> str:
+    """HubSpot's name of a rate-limit policy (the ``policyName`` of its 429 body) for a window."""
+    return {1.0: "SECONDLY", 10.0: "TEN_SECONDLY_ROLLING", 86400.0: "DAILY"}.get(
+        window.seconds, f"ROLLING_{window.seconds:g}_SECONDS"
+    )
 
-    def __init__(self, limit: int, window: float) -> None:
-        self.limit = limit
-        self.window = window
+
+class Traffic:
+    """Rate limits (one or several windows, all kept) and call statistics, per bearer token, on a monotonic
+    clock."""
+
+    def __init__(self, limit: int, window: float, windows: tuple[RateWindow, ...] = ()) -> None:
+        self.windows = windows or (RateWindow(limit, window),)
+        self.limit = self.windows[0].limit
+        self.window = self.windows[0].seconds
         self.arrivals: dict[str, deque[float]] = {}
-        self.admitted: dict[str, deque[float]] = {}
+        self.admitted: dict[tuple[str, int], deque[float]] = {}
         self.max_in_window = 0
         self.by_status: Counter[str] = Counter()
         self.by_endpoint: Counter[str] = Counter()
@@ -538,21 +767,46 @@ class Traffic:
         self.replays = 0
         self.faults = 0
 
-    def arrive(self, token: str, now: float) -> float | None:
-        """Record an arrival; seconds to wait when the token's budget is spent (not admitted), else None."""
+    def arrive(self, token: str, now: float) -> tuple[RateWindow, float] | None:
+        """Record an arrival; when one of the token's budgets is spent (not admitted), that window and the
+        seconds until it has room, else None."""
         seen = self.arrivals.setdefault(token, deque())
         seen.append(now)
         while seen and seen[0] <= now - self.window:
             seen.popleft()
         self.max_in_window = max(self.max_in_window, len(seen))
-        ok = self.admitted.setdefault(token, deque())
-        while ok and ok[0] <= now - self.window:
-            ok.popleft()
-        if len(ok) >= self.limit:
+        logs = []
+        for i, w in enumerate(self.windows):
+            ok = self.admitted.setdefault((token, i), deque())
+            while ok and ok[0] <= now - w.seconds:
+                ok.popleft()
+            logs.append(ok)
+        full = [
+            (ok[0] + w.seconds - now, w)
+            for w, ok in zip(self.windows, logs, strict=True)
+            if len(ok) >= w.limit
+        ]
+        if full:
             self.rate_limited += 1
-            return ok[0] + self.window - now
-        ok.append(now)
+            wait, window = max(full, key=lambda item: item[0])
+            return window, wait
+        for ok in logs:
+            ok.append(now)
         return None
+
+    def headers(self, token: str, now: float) -> dict[str, str]:
+        """HubSpot's ``X-HubSpot-RateLimit-*`` headers for the token's tightest window (least room left)."""
+        rooms = []
+        for i, w in enumerate(self.windows):
+            ok = self.admitted.get((token, i), deque())
+            used = sum(1 for t in ok if t > now - w.seconds)
+            rooms.append((w.limit - used, w))
+        remaining, window = min(rooms, key=lambda item: item[0])
+        return {
+            "X-HubSpot-RateLimit-Interval-Milliseconds": str(int(window.seconds * 1000)),
+            "X-HubSpot-RateLimit-Max": str(window.limit),
+            "X-HubSpot-RateLimit-Remaining": str(max(0, remaining)),
+        }
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -562,13 +816,46 @@ class Traffic:
             "max_calls_in_window": self.max_in_window,
             "limit": self.limit,
             "window": self.window,
+            "windows": [str(w) for w in self.windows],
             "rate_limited": self.rate_limited,
             "idempotent_replays": self.replays,
             "faults_injected": self.faults,
         }
 
 
-Handler = Callable[[Any], tuple[int, dict[str, Any]]]
+Handler = Callable[[Any, Mapping[str, str]], tuple[int, dict[str, Any]]]
+"""(parsed JSON body, query parameters) -> (status, answer body)."""
+
+
+def rate_limit_body(window: RateWindow) -> dict[str, Any]:
+    """HubSpot's documented 429 body: ``errorType: RATE_LIMIT`` and the policy that was hit."""
+    return {
+        "status": "error",
+        "message": f"You have reached your {policy_name(window).lower()} limit.",
+        "errorType": "RATE_LIMIT",
+        "correlationId": str(uuid.uuid4()),
+        "policyName": policy_name(window),
+        "groupName": "publicapi",
+    }
+
+
+@web.middleware
+async def json_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Unknown paths and methods answer HubSpot's JSON error body, never aiohttp's ``text/plain``."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        body = {
+            "status": "error",
+            "message": f"{exc.reason}: {request.method} {request.path}",
+            "correlationId": str(uuid.uuid4()),
+            "category": "OBJECT_NOT_FOUND" if exc.status == 404 else "VALIDATION_ERROR",
+        }
+        return _json(exc.status, body)
 
 
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> web.Response:
@@ -589,25 +876,43 @@ class ReferenceApp:
         window: float = 60.0,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        windows: tuple[RateWindow, ...] = (),
     ) -> None:
         self.store = store
-        self.traffic = Traffic(limit, window)
+        self.traffic = Traffic(limit, window, windows)
         self.faults: list[Fault] = []
         self.monotonic = monotonic
         self.sleep = sleep
+
+        def archived(query: Mapping[str, str]) -> bool:
+            return query.get("archived", "false").lower() == "true"
+
         routes: dict[str, Handler] = {
-            "/crm/v3/objects/contacts/batch/upsert": store.upsert_contacts,
-            "/crm/v3/objects/contacts/batch/read": lambda body: store.read(body, "contacts"),
-            "/crm/v3/objects/contacts/batch/archive": store.archive_contacts,
-            "/crm/v3/objects/contacts/gdpr-delete": store.gdpr_delete,
-            "/crm/v3/objects/meetings/batch/upsert": store.upsert_meetings,
-            "/crm/v3/objects/meetings/batch/read": lambda body: store.read(body, "meetings"),
-            "/crm/v3/objects/meetings/batch/archive": store.archive_meetings,
-            "/crm/v4/associations/meetings/contacts/batch/associate/default": store.associate,
+            "/crm/v3/objects/contacts/batch/upsert": lambda body, _: store.upsert_contacts(body),
+            "/crm/v3/objects/contacts/batch/read": lambda body, q: store.read(body, "contacts", archived(q)),
+            "/crm/v3/objects/contacts/batch/archive": lambda body, _: store.archive_contacts(body),
+            "/crm/v3/objects/contacts/gdpr-delete": lambda body, _: store.gdpr_delete(body),
+            "/crm/v3/objects/meetings/batch/upsert": lambda body, _: store.upsert_meetings(body),
+            "/crm/v3/objects/meetings/batch/read": lambda body, q: store.read(body, "meetings", archived(q)),
+            "/crm/v3/objects/meetings/batch/archive": lambda body, _: store.archive_meetings(body),
+            "/crm/v4/associations/meetings/contacts/batch/associate/default": lambda body, _: store.associate(
+                body
+            ),
         }
-        self.app = web.Application()
+        self.app = web.Application(middlewares=[json_errors])
         for path, handler in routes.items():
             self.app.router.add_post(path, self._api(path, handler))
+        props = "/crm/v3/properties/{objectType}"
+        self.app.router.add_get(
+            f"{props}/groups/{{groupName}}",
+            self._api(f"{props}/groups/{{groupName}}", lambda _, p: store.get_group(p)),
+        )
+        self.app.router.add_post(f"{props}/groups", self._api(f"{props}/groups", store.create_group))
+        self.app.router.add_get(
+            f"{props}/{{propertyName}}",
+            self._api(f"{props}/{{propertyName}}", lambda _, p: store.get_property(p)),
+        )
+        self.app.router.add_post(props, self._api(props, store.create_property))
         self.app.router.add_post("/__admin/faults", self._add_fault)
         self.app.router.add_delete("/__admin/faults", self._clear_faults)
         self.app.router.add_get("/__admin/state", self._state)
@@ -652,7 +957,7 @@ class ReferenceApp:
     async def _reset(self, _request: web.Request) -> web.Response:
         self.store.reset()
         self.faults.clear()
-        self.traffic = Traffic(self.traffic.limit, self.traffic.window)
+        self.traffic = Traffic(self.traffic.limit, self.traffic.window, self.traffic.windows)
         return _json(200, {"reset": True})
 
     def _next_fault(self, now: float) -> Fault | None:
@@ -680,37 +985,45 @@ class ReferenceApp:
         now = self.monotonic()
         auth = request.headers.get("Authorization", "")
         token = auth[7:].strip() if auth.startswith("Bearer ") else ""
-        wait = self.traffic.arrive(token or request.remote or "", now)
+        who = token or request.remote or ""
+        limited = self.traffic.arrive(who, now)
+        limits = self.traffic.headers(who, now)
         if not token:
             return _json(
                 401, ApiError(401, "INVALID_AUTHENTICATION", "Authentication credentials not found.").body
             )
-        if wait is not None:
-            body = ApiError(429, "RATE_LIMITS", "You have reached your rate limit.").body
-            body["policyName"] = "WINDOW"
-            return _json(429, body, {"Retry-After": str(max(1, math.ceil(wait)))})
+        if limited is not None:
+            window, wait = limited
+            retry = {"Retry-After": str(max(1, math.ceil(wait)))}
+            return _json(429, rate_limit_body(window), {**limits, **retry})
         fault = self._next_fault(now)
         if fault and fault.mode in ("5xx", "outage"):
             return _json(
                 503, ApiError(503, "SERVICE_UNAVAILABLE", "The service is temporarily unavailable.").body
             )
         if fault and fault.mode == "429":
-            body = ApiError(429, "RATE_LIMITS", "You have reached your secondly limit.").body
-            return _json(429, body, {"Retry-After": f"{fault.delay:g}"})
+            retry = {"Retry-After": f"{fault.delay:g}"}
+            return _json(429, rate_limit_body(self.traffic.windows[0]), {**limits, **retry})
         if fault and fault.mode == "slow":
             await self.sleep(fault.delay)
         raw = await request.read()
-        status, answer = self._answer(path, handler, token, request.headers.get(IDEMPOTENCY_HEADER), raw)
+        query = {**request.query, **request.match_info}
+        key = request.headers.get(IDEMPOTENCY_HEADER)
+        status, answer = self._answer(path, handler, token, key, raw, query)
         if fault and fault.mode == "timeout":
             await self.sleep(fault.delay)
         return web.Response(
-            status=status, body=answer or None, content_type="application/json" if answer else None
+            status=status,
+            body=answer or None,
+            content_type="application/json" if answer else None,
+            headers=limits,
         )
 
     def _answer(
-        self, path: str, handler: Handler, token: str, key: str | None, raw: bytes
+        self, path: str, handler: Handler, token: str, key: str | None, raw: bytes, query: dict[str, str]
     ) -> tuple[int, bytes]:
-        fingerprint = hashlib.sha256(path.encode() + b"\x00" + raw).hexdigest()
+        target = path + ("?" + "&".join(f"{k}={v}" for k, v in sorted(query.items())) if query else "")
+        fingerprint = hashlib.sha256(target.encode() + b"\x00" + raw).hexdigest()
         scoped = f"{token}\x00{key}" if key else None
         if scoped:
             seen = self.store.remembered(scoped)
@@ -726,7 +1039,7 @@ class ReferenceApp:
                 self.traffic.replays += 1
                 return seen[1], seen[2]
         try:
-            status, body = handler(orjson.loads(raw) if raw else None)
+            status, body = handler(orjson.loads(raw) if raw else None, query)
         except orjson.JSONDecodeError:
             status, body = 400, ApiError(400, "VALIDATION_ERROR", "Invalid input JSON").body
         except ApiError as exc:
@@ -745,12 +1058,17 @@ class ReferenceCrm:
         *,
         limit: int = 100,
         window: float = 60.0,
+        windows: tuple[RateWindow, ...] = (),
         db: str = ":memory:",
         host: str = "127.0.0.1",
         port: int = 0,
+        setup: bool = True,
     ) -> None:
+        """``setup``: run ``switchyard crm setup``'s code against the fresh portal on entry (with its own token,
+        statistics cleared after), as a deployment does before its first worker; False leaves a bare portal."""
+        self.setup = setup
         self.store = CrmStore(db)
-        self.api = ReferenceApp(self.store, limit, window)
+        self.api = ReferenceApp(self.store, limit, window, windows=windows)
         self._host, self._port = host, port
         self._runner = web.AppRunner(self.api.app, handle_signals=False)
         self.url = ""
@@ -761,6 +1079,14 @@ class ReferenceCrm:
         await site.start()
         host, port = self._runner.addresses[0][:2]
         self.url = f"http://{host}:{port}"
+        if self.setup:
+            from app.sinks.crm.setup import setup_portal
+
+            # before the test's clock starts: no limit for the setup, then the configured one, fresh
+            traffic = self.api.traffic
+            self.api.traffic = Traffic(1_000_000, 1.0)
+            await setup_portal(self.url, SETUP_TOKEN)
+            self.api.traffic = Traffic(traffic.limit, traffic.window, traffic.windows)
         return self
 
     async def __aexit__(
@@ -781,21 +1107,34 @@ class ReferenceCrm:
         self.api.inject(mode, count=count, seconds=seconds, delay=delay)
 
 
-def make_app(db: str = ":memory:", limit: int = 100, window: float = 60.0) -> web.Application:
-    return ReferenceApp(CrmStore(db), limit, window).app
+def make_app(
+    db: str = ":memory:", limit: int = 100, window: float = 60.0, windows: tuple[RateWindow, ...] = ()
+) -> web.Application:
+    return ReferenceApp(CrmStore(db), limit, window, windows=windows).app
 
 
 def serve(
-    host: str = "127.0.0.1", port: int = 8089, db: str = ":memory:", limit: int = 100, window: float = 60.0
+    host: str = "127.0.0.1",
+    port: int = 8089,
+    db: str = ":memory:",
+    limit: int = 100,
+    window: float = 60.0,
+    limits: str = "",
 ) -> None:
     """Run the reference CRM until interrupted (``switchyard crm-reference``)."""
     if db != ":memory:":
         from pathlib import Path
 
         Path(db).parent.mkdir(parents=True, exist_ok=True)
-    ready = f"reference CRM on http://{host}:{port} (limit {limit} calls per {window:g} s, db {db})"
+    windows = parse_windows(limits) if limits.strip() else (RateWindow(limit, window),)
+    ready = (
+        f"reference CRM on http://{host}:{port} (limits {', '.join(map(str, windows))} per token, db {db})"
+    )
     web.run_app(
-        make_app(db, limit, window), host=host, port=port, print=lambda _banner: print(ready, flush=True)
+        make_app(db, limit, window, windows),
+        host=host,
+        port=port,
+        print=lambda _banner: print(ready, flush=True),
     )
 
 
@@ -808,8 +1147,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--db", default=":memory:", help="SQLite file of CRM state")
     parser.add_argument("--limit", type=int, default=100, help="calls allowed per window per token")
     parser.add_argument("--window", type=float, default=60.0, help="rate-limit window in seconds")
+    parser.add_argument(
+        "--limits", default="", help="several windows, e.g. 100/10s,100/60s (replaces the two above)"
+    )
     args = parser.parse_args(argv)
-    serve(args.host, args.port, args.db, args.limit, args.window)
+    serve(args.host, args.port, args.db, args.limit, args.window, args.limits)
 
 
 if __name__ == "__main__":

@@ -178,7 +178,7 @@ class CrmSink:
             for src in item.sources:
                 await self._run_call(Call(op, (Item(src, (src,)),)), tally)
             return
-        tally.dead.append(DeadLetter(item.command, error.status, body, code=f"CRM-{error.status}"))
+        tally.dead.append(DeadLetter(item.command, error.status, body, code=error.code))
         self.hooks.commands(op, "dead_lettered", 1)
 
     def _acked(self, op: CommandOp, sources: Sequence[CrmCommand]) -> None:
@@ -249,12 +249,13 @@ def build_sink(
     hooks: SinkHooks | None = None,
     adapter_factory: Callable[[Settings], CrmAdapter] | None = None,
 ) -> CrmSink:
-    """The sink the worker runs, from the settings: HubSpot adapter, the settings' rate limit and batch size."""
+    """The sink the worker runs, from the settings: HubSpot adapter, the settings' rate limits (every window)
+    and batch size."""
     from app.sinks.crm.hubspot import HubSpotAdapter
 
     def hubspot(s: Settings) -> CrmAdapter:
         return HubSpotAdapter(s.crm_base_url, s.crm_token.get_secret_value(), timeout=s.crm_timeout_seconds)
 
-    limiter = RateLimiter(settings.crm_rate_limit_calls, settings.crm_rate_limit_window_seconds)
+    limiter = RateLimiter(windows=settings.crm_rate_windows)
     adapter = (adapter_factory or hubspot)(settings)
     return CrmSink(adapter, limiter, SinkConfig.from_settings(settings), hooks=hooks)
