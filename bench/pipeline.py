@@ -75,7 +75,7 @@ def consumer_group(dep: Deployment, domain: str, exactly_once: bool) -> str:
     return f"{dep.name}-{domain}-eos" if exactly_once else dep.name
 
 
-async def _sample(traces: Sequence[CpuTrace], stop: asyncio.Event) -> None:
+async def sample_cpu(traces: Sequence[CpuTrace], stop: asyncio.Event) -> None:
     while not stop.is_set():
         now = time.time()
         for t in traces:
@@ -100,7 +100,7 @@ async def drain(
     started: list[Worker] = [dep.worker("--no-create-topics").start() for _ in range(workers)]
     traces = [CpuTrace(w.pid) for w in started]
     stop = asyncio.Event()
-    sampler = asyncio.create_task(_sample(traces, stop))
+    sampler = asyncio.create_task(sample_cpu(traces, stop))
     profiler = Profiler(started[0].pid, profile_to) if profile_to is not None else None
     try:
         raw = settings.topic(catalog.raw_topic(domain).name)

@@ -1,0 +1,170 @@
+"""Variant Q from outside: the Quix Streams application of ``bench/quixapp.py`` draining the same backlog as C.
+
+Measured like C (``bench/pipeline.py``): its own process, CPU from ``/proc`` interpolated between its first and
+last output, peak RSS from ``VmHWM``, and the drain ends when its group has committed the end of the raw topic
+and the outputs have stayed quiet for 2 s. One difference in how the instants are read: Quix produces a record
+with the timestamp of the input record it came from, not the time it was sent, so Q's output topics are set to
+``LogAppendTime`` and the broker stamps each record as it appends it (same host clock; for C the producer's
+stamp at send is within milliseconds of that).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+from app.core.catalog import Catalog
+from app.core.paths import ROOT
+from app.core.records import DomainRules, TableRule
+from app.procs import stop_process
+from bench.kafka import admin, consumer, edge_timestamps, partitions, wait_consumed, wait_quiet
+from bench.pipeline import PipelineResult, prepare, sample_cpu
+from bench.procstat import CpuTrace, peak_rss_mb
+from bench.scenarios import Scenario
+from bench.worker import Deployment
+
+
+def available() -> str | None:
+    """None when Q can run here, else why not (the ``[bench]`` extra brings ``quixstreams``)."""
+    if importlib.util.find_spec("quixstreams") is None:
+        return "quixstreams not installed (pip install -e '.[bench]')"
+    return None
+
+
+def rekeyed_tables(catalog: Catalog, rules: DomainRules) -> list[TableRule]:
+    """Tables fed by a ``feed`` topic that stage one writes: in Quix these are ``group_by`` on the emit's key."""
+    found = []
+    for t in rules.tables:
+        spec = catalog.topics.get(t.source_topic)
+        if spec is not None and spec.role == "feed" and "stage one" in (spec.sent_by or ""):
+            found.append(t)
+    return found
+
+
+def written_topics(catalog: Catalog, rules: DomainRules) -> list[str]:
+    """Catalog names Q writes: everything the worker writes except the feeds ``group_by`` replaces."""
+    skip = {t.source_topic for t in rekeyed_tables(catalog, rules)}
+    mine = [t.name for t in catalog.topics.values() if t.domain == rules.name and t.role != "raw"]
+    crm = [t.name for t in catalog.of_domain("crm", "commands")]
+    return [n for n in [*mine, *crm] if n not in skip]
+
+
+@dataclass
+class PeerResult(PipelineResult):
+    #: records per catalog topic Q wrote, read back (read committed): what the smoke test compares with B
+    outputs: Counter[str] = field(default_factory=Counter)
+
+
+async def log_append_time(dep: Deployment, names: list[str]) -> None:
+    client = admin(dep.settings)
+    await client.start()
+    try:
+        await client.alter_configs(
+            [
+                ConfigResource(
+                    ConfigResourceType.TOPIC, n, configs={"message.timestamp.type": "LogAppendTime"}
+                )
+                for n in names
+            ]
+        )
+    finally:
+        await client.close()
+
+
+async def count_records(dep: Deployment, names: list[str]) -> Counter[str]:
+    """Records (not offsets: transaction markers take offsets too) per topic, read committed."""
+    settings = dep.settings
+    tps = await partitions(settings, names)
+    c = consumer(settings, max_poll_records=2000)
+    await c.start()
+    found: Counter[str] = Counter()
+    try:
+        if not tps:
+            return found
+        c.assign(tps)
+        ends = await c.end_offsets(tps)
+        open_ = {tp for tp in tps if ends[tp] > 0}
+        deadline = asyncio.get_running_loop().time() + 60
+        while open_ and asyncio.get_running_loop().time() < deadline:
+            batch = await c.getmany(timeout_ms=500)
+            for tp, recs in batch.items():
+                found[tp.topic] += len(recs)
+            open_ = {tp for tp in open_ if await c.position(tp) < ends[tp]}
+        return found
+    finally:
+        await c.stop()
+
+
+async def drain(
+    dep: Deployment,
+    catalog: Catalog,
+    scenario: Scenario,
+    raw_topic: str,
+    records: int,
+    timeout: float = 600.0,
+) -> PeerResult:
+    """Q's own topics under ``dep``'s prefix, then the Quix app on ``raw_topic`` (C's backlog) until drained."""
+    rules = scenario.rules
+    await prepare(dep, catalog, rules, scenario.exactly_once, changelogs=False)
+    settings = dep.settings
+    names = {n: settings.topic(n) for n in written_topics(catalog, rules)}
+    await log_append_time(dep, list(names.values()))
+    group = dep.name
+    log = dep.tmp / "quix.log"
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.quixapp", rules.name, raw_topic, group, str(dep.tmp / "state")],
+            env=dep.environ(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=ROOT,
+        )
+    trace = CpuTrace(proc.pid)
+    stop = asyncio.Event()
+    sampler = asyncio.create_task(sample_cpu([trace], stop))
+
+    def check() -> None:
+        if proc.poll() is not None:
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
+            raise RuntimeError(f"quix app exited with {proc.returncode}; log:\n{tail}")
+
+    try:
+        waiting = asyncio.create_task(wait_consumed(settings, group, raw_topic, timeout))
+        while not waiting.done():
+            check()
+            await asyncio.sleep(0.5)
+        await waiting
+        await wait_quiet(settings, list(names.values()), quiet=2.0, timeout=timeout)
+        check()
+        edges = await edge_timestamps(settings, list(names.values()))
+        if edges is None:
+            raise RuntimeError(f"{rules.name}: the quix app wrote no output for {records} records")
+        first, last = edges
+        cpu = trace.between(first, last)
+        rss = peak_rss_mb(proc.pid)
+    finally:
+        stop.set()
+        await sampler
+        await asyncio.to_thread(stop_process, proc)
+    written = await count_records(dep, list(names.values()))
+    back = {real: name for name, real in names.items()}
+    return PeerResult(
+        records=records,
+        seconds=max(last - first, 1e-3),
+        cpu_seconds=cpu,
+        rss_mb=rss,
+        workers=1,
+        outputs=Counter({back[t]: k for t, k in written.items()}),
+    )
+
+
+def internal_prefixes(dep: Deployment) -> list[str]:
+    """Quix names its own topics ``changelog__<group>--...`` and ``repartition__<group>--...`` (group = ``dep.name``)."""
+    return [f"changelog__{dep.name}--", f"repartition__{dep.name}--"]
