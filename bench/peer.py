@@ -3,7 +3,7 @@
 Measured like C (``bench/pipeline.py``): its own process, CPU from ``/proc`` interpolated between its first and
 last output, peak RSS from ``VmHWM``, and the drain ends when its group has committed the end of the raw topic
 and the outputs have stayed quiet for 2 s. One difference in how the instants are read: Quix produces a record
-with the timestamp of the input record it came from, not the time it was sent, so Q's output topics are set to
+with the timestamp of the input record it came from, not the time it was sent, so Q's topics are created with
 ``LogAppendTime`` and the broker stamps each record as it appends it (same host clock; for C the producer's
 stamp at send is within milliseconds of that).
 """
@@ -17,14 +17,24 @@ import sys
 from collections import Counter
 from dataclasses import dataclass, field
 
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.admin import NewTopic
 
+from app.core.admin import partitions_of
 from app.core.catalog import Catalog
 from app.core.paths import ROOT
 from app.core.records import DomainRules, TableRule
 from app.procs import stop_process
-from bench.kafka import admin, consumer, edge_timestamps, partitions, wait_consumed, wait_quiet
-from bench.pipeline import PipelineResult, prepare, sample_cpu
+from app.settings import Settings
+from bench.kafka import (
+    admin,
+    consumer,
+    edge_timestamps,
+    partitions,
+    wait_consumed,
+    wait_leaders,
+    wait_quiet,
+)
+from bench.pipeline import PipelineResult, sample_cpu
 from bench.procstat import CpuTrace, peak_rss_mb
 from bench.scenarios import Scenario
 from bench.worker import Deployment
@@ -61,20 +71,42 @@ class PeerResult(PipelineResult):
     outputs: Counter[str] = field(default_factory=Counter)
 
 
-async def log_append_time(dep: Deployment, names: list[str]) -> None:
-    client = admin(dep.settings)
+def repartition_topics(group: str, raw_topic: str, catalog: Catalog, rules: DomainRules) -> list[str]:
+    """The names Quix gives the ``group_by`` topics of :func:`bench.quixapp.build`:
+    ``repartition__<group>--<stream id = raw topic>--<operation = table name>``."""
+    return [f"repartition__{group}--{raw_topic}--{t.name}" for t in rekeyed_tables(catalog, rules)]
+
+
+async def create_topics(
+    settings: Settings, catalog: Catalog, rules: DomainRules, repartition: list[str]
+) -> None:
+    """Q's catalog topics (as the catalog configures them) and its repartition topics, all ``LogAppendTime``.
+
+    Created here rather than by Quix so that the broker stamps every record Q writes, the repartition records
+    included (they are Q's counterpart of C's feed records, which C's drain window counts too); Quix uses topics
+    that exist as they are."""
+    append = {"message.timestamp.type": "LogAppendTime"}
+    specs = [t for t in catalog.topics.values() if t.domain in (rules.name, "crm") and t.role != "raw"]
+    new = [
+        NewTopic(
+            settings.topic(t.name),
+            num_partitions=partitions_of(t, settings),
+            replication_factor=settings.topic_replication,
+            topic_configs={**t.kafka_config(), **append},
+        )
+        for t in specs
+    ]
+    new += [
+        NewTopic(n, settings.topic_partitions, settings.topic_replication, topic_configs=append)
+        for n in repartition
+    ]
+    client = admin(settings)
     await client.start()
     try:
-        await client.alter_configs(
-            [
-                ConfigResource(
-                    ConfigResourceType.TOPIC, n, configs={"message.timestamp.type": "LogAppendTime"}
-                )
-                for n in names
-            ]
-        )
+        await client.create_topics(new)
     finally:
         await client.close()
+    await wait_leaders(settings, [t.name for t in new])
 
 
 async def count_records(dep: Deployment, names: list[str]) -> Counter[str]:
@@ -111,11 +143,12 @@ async def drain(
 ) -> PeerResult:
     """Q's own topics under ``dep``'s prefix, then the Quix app on ``raw_topic`` (C's backlog) until drained."""
     rules = scenario.rules
-    await prepare(dep, catalog, rules, scenario.exactly_once, changelogs=False)
     settings = dep.settings
-    names = {n: settings.topic(n) for n in written_topics(catalog, rules)}
-    await log_append_time(dep, list(names.values()))
     group = dep.name
+    names = {n: settings.topic(n) for n in written_topics(catalog, rules)}
+    repartition = repartition_topics(group, raw_topic, catalog, rules)
+    await create_topics(settings, catalog, rules, repartition)
+    timed = [*names.values(), *repartition]
     log = dep.tmp / "quix.log"
     with log.open("ab") as out:
         proc = subprocess.Popen(
@@ -141,9 +174,9 @@ async def drain(
             check()
             await asyncio.sleep(0.5)
         await waiting
-        await wait_quiet(settings, list(names.values()), quiet=2.0, timeout=timeout)
+        await wait_quiet(settings, timed, quiet=2.0, timeout=timeout)
         check()
-        edges = await edge_timestamps(settings, list(names.values()))
+        edges = await edge_timestamps(settings, timed)
         if edges is None:
             raise RuntimeError(f"{rules.name}: the quix app wrote no output for {records} records")
         first, last = edges
