@@ -232,7 +232,7 @@ class Bench:
             "ratio_peer": round(c_eps / q_eps, 3) if q_eps else None,
             # the same per core: the peer's CPU per event over the worker's (>= 1: C spends less)
             "ratio_peer_cpu": round(q_cpu / c_cpu, 3) if q_cpu and c_cpu else None,
-            "peer_rss_mb": max((q.rss_mb for q in peers if q.rss_mb is not None), default=None),
+            "peer_rss_mb": max((round(q.rss_mb, 1) for q in peers if q.rss_mb is not None), default=None),
             "peer_skipped": self.peer_skipped,
             "p50_ms": at_half["p50_ms"] if at_half else None,
             "p99_ms": at_half["p99_ms"] if at_half else None,

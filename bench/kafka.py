@@ -205,6 +205,16 @@ async def _read(c: AIOKafkaConsumer, tp: TopicPartition, want: int | None, end: 
     return got
 
 
+async def named(settings: Settings, prefix: str, suffix: str = "") -> list[str]:
+    """Every topic whose name starts with ``prefix`` and ends with ``suffix``."""
+    client = admin(settings)
+    await client.start()
+    try:
+        return sorted(t for t in await client.list_topics() if t.startswith(prefix) and t.endswith(suffix))
+    finally:
+        await client.close()
+
+
 async def delete_prefix(settings: Settings, prefix: str) -> None:
     """Drop every topic whose name starts with ``prefix``: a run's topics must not weigh on the next one."""
     client = admin(settings)

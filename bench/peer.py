@@ -1,11 +1,15 @@
 """Variant Q from outside: the Quix Streams application of ``bench/quixapp.py`` draining the same backlog as C.
 
-Measured like C (``bench/pipeline.py``): its own process, CPU from ``/proc`` interpolated between its first and
-last output, peak RSS from ``VmHWM``, and the drain ends when its group has committed the end of the raw topic
-and the outputs have stayed quiet for 2 s. One difference in how the instants are read: Quix produces a record
-with the timestamp of the input record it came from, not the time it was sent, so Q's topics are created with
-``LogAppendTime`` and the broker stamps each record as it appends it (same host clock; for C the producer's
-stamp at send is within milliseconds of that).
+Measured like C (``bench/pipeline.py``): its own process, the drain from its first output to its last (its
+repartition records count as outputs, as C's feed records do), CPU from ``/proc`` interpolated from the first
+output to the last output or changelog record, peak RSS from ``VmHWM``, and the run ends when its group has
+committed the end of the raw topic and outputs and changelogs have stayed quiet for 2 s. Quix writes a
+checkpoint's changelog records (every 5 s) after the outputs, so its table writes often trail the drain: the
+rate leaves them out, the CPU figure pays for them (with the near-idle wait before the checkpoint).
+
+One difference in how the instants are read: Quix produces a record with the timestamp of the input record it
+came from, not the time it was sent, so Q's topics are created with ``LogAppendTime`` and the broker stamps each
+record as it appends it (same host clock; for C the producer's stamp at send is within milliseconds of that).
 """
 
 from __future__ import annotations
@@ -28,13 +32,12 @@ from app.settings import Settings
 from bench.kafka import (
     admin,
     consumer,
-    edge_timestamps,
     partitions,
     wait_consumed,
     wait_leaders,
     wait_quiet,
 )
-from bench.pipeline import PipelineResult, sample_cpu
+from bench.pipeline import PipelineResult, sample_cpu, window
 from bench.procstat import CpuTrace, peak_rss_mb
 from bench.scenarios import Scenario
 from bench.worker import Deployment
@@ -77,14 +80,28 @@ def repartition_topics(group: str, raw_topic: str, catalog: Catalog, rules: Doma
     return [f"repartition__{group}--{raw_topic}--{t.name}" for t in rekeyed_tables(catalog, rules)]
 
 
-async def create_topics(
-    settings: Settings, catalog: Catalog, rules: DomainRules, repartition: list[str]
-) -> None:
-    """Q's catalog topics (as the catalog configures them) and its repartition topics, all ``LogAppendTime``.
+def changelog_topics(
+    group: str, raw_topic: str, catalog: Catalog, rules: DomainRules, settings: Settings
+) -> list[str]:
+    """The names Quix gives the changelogs of :func:`bench.quixapp.build`'s stores (one ``default`` store per
+    stateful dataframe): ``changelog__<group>--<stream id>--default``, where a repartition topic's stream id
+    drops the group and uses dots."""
+    rekeyed = rekeyed_tables(catalog, rules)
+    streams = [raw_topic, *(f"repartition.{raw_topic}.{t.name}" for t in rekeyed)]
+    streams += [settings.topic(t.source_topic) for t in rules.tables if t not in rekeyed]
+    return [f"changelog__{group}--{s}--default" for s in streams]
 
-    Created here rather than by Quix so that the broker stamps every record Q writes, the repartition records
-    included (they are Q's counterpart of C's feed records, which C's drain window counts too); Quix uses topics
-    that exist as they are."""
+
+async def create_topics(
+    settings: Settings, catalog: Catalog, rules: DomainRules, repartition: list[str], changelogs: list[str]
+) -> None:
+    """Q's catalog topics (as the catalog configures them), repartition topics and changelogs (compacted, as
+    Quix makes them), all ``LogAppendTime``.
+
+    Created here rather than by Quix so that the broker stamps every record Q writes, repartition and changelog
+    records included: they are Q's counterparts of C's feed and changelog records, which C's drain window counts
+    too. Quix writes a checkpoint's changelog records after the outputs, so without them the window would end
+    before Q's table writes. Quix uses topics that exist as they are."""
     append = {"message.timestamp.type": "LogAppendTime"}
     specs = [t for t in catalog.topics.values() if t.domain in (rules.name, "crm") and t.role != "raw"]
     new = [
@@ -99,6 +116,11 @@ async def create_topics(
     new += [
         NewTopic(n, settings.topic_partitions, settings.topic_replication, topic_configs=append)
         for n in repartition
+    ]
+    compact = {**append, "cleanup.policy": "compact"}
+    new += [
+        NewTopic(n, settings.topic_partitions, settings.topic_replication, topic_configs=compact)
+        for n in changelogs
     ]
     client = admin(settings)
     await client.start()
@@ -147,7 +169,8 @@ async def drain(
     group = dep.name
     names = {n: settings.topic(n) for n in written_topics(catalog, rules)}
     repartition = repartition_topics(group, raw_topic, catalog, rules)
-    await create_topics(settings, catalog, rules, repartition)
+    changelogs = changelog_topics(group, raw_topic, catalog, rules, settings)
+    await create_topics(settings, catalog, rules, repartition, changelogs)
     timed = [*names.values(), *repartition]
     log = dep.tmp / "quix.log"
     with log.open("ab") as out:
@@ -174,13 +197,12 @@ async def drain(
             check()
             await asyncio.sleep(0.5)
         await waiting
-        await wait_quiet(settings, timed, quiet=2.0, timeout=timeout)
+        await wait_quiet(settings, [*timed, *changelogs], quiet=2.0, timeout=timeout)
         check()
-        edges = await edge_timestamps(settings, timed)
-        if edges is None:
+        drained = await window(settings, timed, changelogs)
+        if drained is None:
             raise RuntimeError(f"{rules.name}: the quix app wrote no output for {records} records")
-        first, last = edges
-        cpu = trace.between(first, last)
+        cpu = trace.between(drained.first, drained.settled)
         rss = peak_rss_mb(proc.pid)
     finally:
         stop.set()
@@ -190,7 +212,7 @@ async def drain(
     back = {real: name for name, real in names.items()}
     return PeerResult(
         records=records,
-        seconds=max(last - first, 1e-3),
+        seconds=max(drained.last - drained.first, 1e-3),
         cpu_seconds=cpu,
         rss_mb=rss,
         workers=1,
