@@ -2,7 +2,7 @@
 shape ``switchyard bench --json`` promises and every variant (A, B, C and the Quix Streams peer Q) accounted for
 every record. No timing is asserted.
 
-Vome, Appointments and Lära run here (about 30 s each): each has a fold that writes where stage one does not,
+Vome, Appointments and Lära run here (about 50 s each): each has a fold that writes where stage one does not,
 and each names its event id its own way on its own primary output, which is what the latency probe must match.
 Phoenix and Pismo are left to the bench itself; their machinery (one fold, the exactly-once stage) is already
 covered by the domains' integration tests."""
