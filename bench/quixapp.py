@@ -1,10 +1,12 @@
 """Variant Q: the same domain functions as the worker, run by Quix Streams (the peer it is compared with).
 
-Run as its own process (``python -m bench.quixapp DOMAIN``, configured by the environment the harness sets, see
-:func:`main`) so that its CPU is read from ``/proc`` exactly as the worker's is. It is written the way Quix's
+Run as its own process (``python -m bench.quixapp DOMAIN RAW_TOPIC GROUP STATE_DIR``, see :func:`main`) so that
+its CPU is read from ``/proc`` exactly as the worker's is; ``bench/peer.py`` starts and measures it, and creates
+its topics beforehand under the names Quix gives them. It is written the way Quix's
 documentation writes applications, not as a copy of the worker:
 
-- one :class:`~quixstreams.Application` with RocksDB state and changelog topics (Quix's defaults), the
+- one :class:`~quixstreams.Application` with RocksDB state and changelog topics (Quix's defaults but for the
+  JSON codec, see below), a plaintext connection to ``SWITCHYARD_BROKER`` (the bench's brokers), the
   catalog's processing guarantee (``exactly-once`` for Pismo, ``at-least-once`` for the rest);
 - stage one is ``app.dataframe(raw).apply(stage_one, stateful=True, metadata=True, expand=True)``: the domain's
   ``process``, a dedupe on the event id in Quix's own state (a per-write TTL of the dedupe window), ``route``
