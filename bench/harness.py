@@ -1,6 +1,6 @@
-"""``switchyard bench``: passthrough vs plain vs pipeline per domain, latency, scaling, CRM, recovery.
+"""``switchyard bench``: passthrough vs plain vs pipeline vs peer per domain, latency, scaling, CRM, recovery.
 
-Every figure that matters is a ratio of variants run side by side, alternated (A B C A B C ...), on the same
+Every figure that matters is a ratio of variants run side by side, alternated (A B C Q A B C Q ...), on the same
 broker in the same run, so a noisy shared machine moves all of them alike. Each variant gets fresh topics and a
 fresh consumer group; every run's topics are deleted before the next. Progress goes to stderr; stdout carries
 the result (one JSON object with ``--json``). Results are also written to ``bench/results/``.
@@ -28,9 +28,11 @@ import orjson
 
 from app.core.catalog import Catalog, load_catalog
 from app.settings import Settings
+from bench import peer
 from bench.kafka import create, delete_prefix, preload
 from bench.latency import LatencyProbe, knee
 from bench.loops import LoopResult, passthrough, plain
+from bench.peer import PeerResult
 from bench.pipeline import PipelineResult, drain, prepare
 from bench.report import goals, render_table
 from bench.scenarios import SCENARIOS, Scenario, distinct_accepted
@@ -38,6 +40,37 @@ from bench.worker import Deployment
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FRACTIONS = (0.25, 0.5, 0.75, 0.9)
+
+
+@dataclass(frozen=True)
+class Round:
+    """One A B C Q round on one backlog; ``q`` is None where Quix Streams is not installed."""
+
+    a: LoopResult
+    b: LoopResult
+    c: PipelineResult
+    q: PeerResult | None
+
+    def as_dict(self) -> dict[str, Any]:
+        a, b, c, q = self.a, self.b, self.c, self.q
+        return {
+            "passthrough_eps": round(a.eps, 1),
+            "plain_eps": round(b.eps, 1),
+            "pipeline_eps": round(c.eps, 1),
+            "pipeline_seconds": round(c.seconds, 2),
+            "cpu_us_per_event": None if c.cpu_us_per_event is None else round(c.cpu_us_per_event),
+            "rss_mb": None if c.rss_mb is None else round(c.rss_mb, 1),
+            "peer_eps": None if q is None else round(q.eps, 1),
+            "peer_seconds": None if q is None else round(q.seconds, 2),
+            "peer_cpu_us_per_event": None
+            if q is None or q.cpu_us_per_event is None
+            else round(q.cpu_us_per_event),
+            "peer_rss_mb": None if q is None or q.rss_mb is None else round(q.rss_mb, 1),
+            "passthrough_records": a.records,
+            "plain_records": b.records,
+            "plain_outputs": {t.split(".", 1)[1]: k for t, k in sorted(b.outputs.items())},
+            "peer_outputs": None if q is None else dict(sorted(q.outputs.items())),
+        }
 
 
 @dataclass(frozen=True)
@@ -110,17 +143,19 @@ class Bench:
         self.run_id = uuid.uuid4().hex[:6]
         self.catalog: Catalog = load_catalog()
         self.settings = Settings(broker=bootstrap)
+        self.peer_skipped = peer.available()
 
     def deployment(self, name: str, domain: str) -> Deployment:
         return Deployment(self.bootstrap, name, self.tmp / name, SWITCHYARD_DOMAINS=domain)
 
-    # ---- one A B C round ----------------------------------------------------------------------------------
+    # ---- one A B C Q round --------------------------------------------------------------------------------
     async def round(
         self, scenario: Scenario, records: list[Any], index: int, profile: Path | None = None
-    ) -> tuple[LoopResult, LoopResult, PipelineResult]:
+    ) -> Round:
         base = f"bench-{self.run_id}-{scenario.name}-{index}"
         n = len(records)
         dep = self.deployment(f"{base}-c", scenario.domain)
+        peer_dep = self.deployment(f"{base}-q", scenario.domain)
         try:
             await prepare(dep, self.catalog, scenario.rules, scenario.exactly_once)
             raw = dep.settings.topic(self.catalog.raw_topic(scenario.domain).name)
@@ -145,9 +180,17 @@ class Bench:
             say(
                 f"{scenario.name} #{index} C pipeline {c.eps:,.0f} ev/s, {c.cpu_us_per_event or 0:,.0f} us CPU/event"
             )
-            return a, b, c
+            q: PeerResult | None = None
+            if self.peer_skipped is None:
+                q = await peer.drain(peer_dep, self.catalog, scenario, raw, n)
+                say(
+                    f"{scenario.name} #{index} Q quix {q.eps:,.0f} ev/s, {q.cpu_us_per_event or 0:,.0f} us CPU/event"
+                )
+            return Round(a, b, c, q)
         finally:
             await delete_prefix(self.settings, base)
+            for prefix in peer.internal_prefixes(peer_dep):
+                await delete_prefix(self.settings, prefix)
 
     async def scenario(self, scenario: Scenario, stamp: str) -> dict[str, Any]:
         n = self.plan.records[scenario.name]
@@ -161,11 +204,16 @@ class Bench:
                 else None
             )
             rounds.append(await self.round(scenario, records, i, prof))
-        a_eps = statistics.median(a.eps for a, _, _ in rounds)
-        b_eps = statistics.median(b.eps for _, b, _ in rounds)
-        c_eps = statistics.median(c.eps for _, _, c in rounds)
-        cpu = [c.cpu_us_per_event for _, _, c in rounds if c.cpu_us_per_event is not None]
-        rss = [c.rss_mb for _, _, c in rounds if c.rss_mb is not None]
+        a_eps = statistics.median(r.a.eps for r in rounds)
+        b_eps = statistics.median(r.b.eps for r in rounds)
+        c_eps = statistics.median(r.c.eps for r in rounds)
+        cpu = [r.c.cpu_us_per_event for r in rounds if r.c.cpu_us_per_event is not None]
+        rss = [r.c.rss_mb for r in rounds if r.c.rss_mb is not None]
+        peers = [r.q for r in rounds if r.q is not None]
+        q_eps = statistics.median(q.eps for q in peers) if peers else None
+        q_cpus = [q.cpu_us_per_event for q in peers if q.cpu_us_per_event is not None]
+        q_cpu = statistics.median(q_cpus) if q_cpus else None
+        c_cpu = statistics.median(cpu) if cpu else None
         latency = await self.latency(scenario, c_eps)
         at_half = next((s for s in latency["steps"] if s["fraction"] == 0.5), None)
         return {
@@ -177,27 +225,22 @@ class Bench:
             "pipeline_eps": round(c_eps, 1),
             "ratio_plain": round(c_eps / b_eps, 3) if b_eps else None,
             "ratio_passthrough": round(c_eps / a_eps, 3) if a_eps else None,
-            "cpu_us_per_event": round(statistics.median(cpu)) if cpu else None,
+            "cpu_us_per_event": None if c_cpu is None else round(c_cpu),
+            "peer_eps": None if q_eps is None else round(q_eps, 1),
+            "peer_cpu_us_per_event": None if q_cpu is None else round(q_cpu),
+            # C/Q as C/B: throughput of the worker over the peer's on the same backlog (>= 1: C is faster)
+            "ratio_peer": round(c_eps / q_eps, 3) if q_eps else None,
+            # the same per core: the peer's CPU per event over the worker's (>= 1: C spends less)
+            "ratio_peer_cpu": round(q_cpu / c_cpu, 3) if q_cpu and c_cpu else None,
+            "peer_rss_mb": max((round(q.rss_mb, 1) for q in peers if q.rss_mb is not None), default=None),
+            "peer_skipped": self.peer_skipped,
             "p50_ms": at_half["p50_ms"] if at_half else None,
             "p99_ms": at_half["p99_ms"] if at_half else None,
             "rss_mb": round(max(rss), 1) if rss else None,
             "exactly_once": scenario.exactly_once,
             "latency": latency,
-            "rounds": [
-                {
-                    "passthrough_eps": round(a.eps, 1),
-                    "plain_eps": round(b.eps, 1),
-                    "pipeline_eps": round(c.eps, 1),
-                    "pipeline_seconds": round(c.seconds, 2),
-                    "cpu_us_per_event": None if c.cpu_us_per_event is None else round(c.cpu_us_per_event),
-                    "rss_mb": None if c.rss_mb is None else round(c.rss_mb, 1),
-                    "passthrough_records": a.records,
-                    "plain_records": b.records,
-                    "plain_outputs": {t.split(".", 1)[1]: k for t, k in sorted(b.outputs.items())},
-                }
-                for a, b, c in rounds
-            ],
-            "profile": next((c.profile for _, _, c in rounds if c.profile), None),
+            "rounds": [r.as_dict() for r in rounds],
+            "profile": next((r.c.profile for r in rounds if r.c.profile), None),
         }
 
     # ---- latency ------------------------------------------------------------------------------------------

@@ -82,6 +82,13 @@ async def wait_leaders(settings: Settings, topics: Sequence[str], timeout: float
             and all(p.get("leader", -1) >= 0 for p in d["partitions"])
             for d in described
         ):
+            # metadata names a leader before that broker serves the partition (a produce right after gets
+            # NOT_LEADER and backs off 100 ms a retry, inside a variant's clock); ListOffsets is answered only
+            # by the serving leader, and the consumer retries it until then
+            await end_offsets(
+                settings,
+                [TopicPartition(d["topic"], p["partition"]) for d in described for p in d["partitions"]],
+            )
             return
         await asyncio.sleep(0.2)
     raise TimeoutError(f"no leaders for {list(topics)} after {timeout:.0f}s")
@@ -196,6 +203,16 @@ async def _read(c: AIOKafkaConsumer, tp: TopicPartition, want: int | None, end: 
         if (want is not None and len(got) >= want) or await c.position(tp) >= end:
             return got
     return got
+
+
+async def named(settings: Settings, prefix: str, suffix: str = "") -> list[str]:
+    """Every topic whose name starts with ``prefix`` and ends with ``suffix``."""
+    client = admin(settings)
+    await client.start()
+    try:
+        return sorted(t for t in await client.list_topics() if t.startswith(prefix) and t.endswith(suffix))
+    finally:
+        await client.close()
 
 
 async def delete_prefix(settings: Settings, prefix: str) -> None:

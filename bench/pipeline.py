@@ -2,8 +2,10 @@
 
 The drain runs from the first output the worker wrote to the last one (record timestamps, stamped by the
 worker's producer when it sent them), so worker start-up, group join and the harness's own polling are not
-counted. CPU comes from ``/proc`` sampled during the run and interpolated at those two instants; memory is the
-kernel's peak RSS of the worker process.
+counted. CPU comes from ``/proc`` sampled during the run and interpolated from the first output to the last
+output *or changelog record*, so table writes that trail the outputs are paid for (they do in Quix, variant Q,
+which writes a checkpoint's changelog after its outputs; the worker writes its changelogs as it goes); memory is
+the kernel's peak RSS of the worker process.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from typing import Any
 from app.core.admin import ensure_topics
 from app.core.catalog import Catalog
 from app.core.records import DomainRules
-from bench.kafka import create, edge_timestamps, wait_consumed, wait_leaders, wait_quiet
+from app.settings import Settings
+from bench.kafka import create, edge_timestamps, named, wait_consumed, wait_leaders, wait_quiet
 from bench.procstat import CpuTrace, peak_rss_mb
 from bench.profile import Profiler, summarize
 from bench.worker import Deployment, Worker
@@ -70,12 +73,30 @@ async def prepare(
     await create(settings, tables, partitions=settings.topic_partitions)
 
 
+@dataclass(frozen=True)
+class Window:
+    """Instants (s) of a drain: its first and last output, and the last output or changelog record."""
+
+    first: float
+    last: float
+    settled: float
+
+
+async def window(settings: Settings, outputs: Sequence[str], changelogs: Sequence[str]) -> Window | None:
+    """None when ``outputs`` hold no record."""
+    edges = await edge_timestamps(settings, outputs)
+    if edges is None:
+        return None
+    trailing = await edge_timestamps(settings, changelogs) if changelogs else None
+    return Window(edges[0], edges[1], max(edges[1], trailing[1]) if trailing else edges[1])
+
+
 def consumer_group(dep: Deployment, domain: str, exactly_once: bool) -> str:
     """The group that reads the raw topic: Faust's app id, or the exactly-once stage's own group."""
     return f"{dep.name}-{domain}-eos" if exactly_once else dep.name
 
 
-async def _sample(traces: Sequence[CpuTrace], stop: asyncio.Event) -> None:
+async def sample_cpu(traces: Sequence[CpuTrace], stop: asyncio.Event) -> None:
     while not stop.is_set():
         now = time.time()
         for t in traces:
@@ -100,28 +121,28 @@ async def drain(
     started: list[Worker] = [dep.worker("--no-create-topics").start() for _ in range(workers)]
     traces = [CpuTrace(w.pid) for w in started]
     stop = asyncio.Event()
-    sampler = asyncio.create_task(_sample(traces, stop))
+    sampler = asyncio.create_task(sample_cpu(traces, stop))
     profiler = Profiler(started[0].pid, profile_to) if profile_to is not None else None
     try:
         raw = settings.topic(catalog.raw_topic(domain).name)
         await wait_consumed(settings, consumer_group(dep, domain, exactly_once), raw, timeout)
+        changelogs = await named(settings, f"{dep.name}-", "-changelog")
         outputs = [settings.topic(n) for n in output_topics(catalog, domain)]
-        await wait_quiet(settings, outputs, quiet=2.0, timeout=timeout)
+        await wait_quiet(settings, [*outputs, *changelogs], quiet=2.0, timeout=timeout)
         profile: dict[str, Any] | None = None
         if profiler is not None and profile_to is not None:
             error = await asyncio.to_thread(profiler.stop)
             profile = {"error": error} if error else {"file": profile_to.name, **summarize(profile_to)}
         for w in started:
             w.check_alive()
-        edges = await edge_timestamps(settings, outputs)
-        if edges is None:
+        drained = await window(settings, outputs, changelogs)
+        if drained is None:
             raise RuntimeError(f"{domain}: the worker wrote no output for {records} records")
-        first, last = edges
-        cpu = [t.between(first, last) for t in traces]
+        cpu = [t.between(drained.first, drained.settled) for t in traces]
         rss = [peak_rss_mb(w.pid) for w in started]
         return PipelineResult(
             records=records,
-            seconds=max(last - first, 1e-3),
+            seconds=max(drained.last - drained.first, 1e-3),
             cpu_seconds=sum(c for c in cpu if c is not None) if any(c is not None for c in cpu) else None,
             rss_mb=max((r for r in rss if r is not None), default=None),
             workers=workers,

@@ -1,7 +1,8 @@
 """The benchmark's building blocks on a tiny backlog per domain against the session broker: the result has the
-shape ``switchyard bench --json`` promises and every variant accounted for every record. No timing is asserted.
+shape ``switchyard bench --json`` promises and every variant (A, B, C and the Quix Streams peer Q) accounted for
+every record. No timing is asserted.
 
-Vome, Appointments and Lära run here (about 20 s each): each has a fold that writes where stage one does not,
+Vome, Appointments and Lära run here (about 50 s each): each has a fold that writes where stage one does not,
 and each names its event id its own way on its own primary output, which is what the latency probe must match.
 Phoenix and Pismo are left to the bench itself; their machinery (one fold, the exactly-once stage) is already
 covered by the domains' integration tests."""
@@ -19,6 +20,7 @@ from app.core.catalog import load_catalog
 from app.core.errors import RecordError
 from app.core.records import RawRecord
 from bench.harness import FRACTIONS, Bench, Plan, write_results
+from bench.peer import rekeyed_tables
 from bench.report import goals, render_table
 from bench.scenarios import NOW, SCENARIOS
 
@@ -34,6 +36,10 @@ SCENARIO_KEYS = {
     "ratio_plain",
     "ratio_passthrough",
     "cpu_us_per_event",
+    "peer_eps",
+    "peer_cpu_us_per_event",
+    "ratio_peer",
+    "ratio_peer_cpu",
     "p50_ms",
     "p99_ms",
     "rss_mb",
@@ -75,28 +81,55 @@ def test_every_variant_consumed_the_whole_backlog(result: dict) -> None:
     assert result["records"] == N
 
 
-def test_plain_outputs_add_up_to_what_the_rules_say(smoked: str, result: dict) -> None:
-    """Recomputed without Kafka: a dead letter per rejected record, the routed emits of each distinct event.
-    What the folds wrote goes to topics ``route`` never names, so it is checked apart: that the folds ran."""
+@pytest.fixture(scope="module")
+def expected(smoked: str) -> Counter[str]:
+    """Stage one's records per catalog topic, recomputed without Kafka: a dead letter per rejected record, the
+    routed emits of each distinct event."""
     scenario = SCENARIOS[smoked]
     deadletter = load_catalog().deadletter_topic(scenario.domain).name
-    expected: Counter[str] = Counter()
+    found: Counter[str] = Counter()
     seen: set[str] = set()
     for key, value, headers in scenario.generate(random.Random(20250602), N):
         try:
             processed = scenario.rules.process(RawRecord(value=value, key=key, headers=headers), NOW)
         except RecordError:
-            expected[deadletter] += 1
+            found[deadletter] += 1
             continue
         if processed.event_id not in seen:
             seen.add(processed.event_id)
-            expected.update(e.topic for e in scenario.rules.route(processed, NOW))
+            found.update(e.topic for e in scenario.rules.route(processed, NOW))
+    return found
+
+
+def test_plain_outputs_add_up_to_what_the_rules_say(
+    smoked: str, result: dict, expected: Counter[str]
+) -> None:
+    """What the folds wrote goes to topics ``route`` never names, so it is checked apart: that the folds ran."""
+    deadletter = load_catalog().deadletter_topic(SCENARIOS[smoked].domain).name
     outputs = result["rounds"][0]["plain_outputs"]
     assert 0 < expected[deadletter] < N
     assert {t: outputs.get(t, 0) for t in expected} == dict(expected)
     assert {t for t, k in outputs.items() if k and t not in expected}, "no fold wrote anything"
     if smoked == "vome":
         assert 0 < outputs["vome.volunteers"] <= expected["vome.volunteers.feed"]
+
+
+def test_peer_outputs_add_up_to_what_the_rules_say(smoked: str, result: dict, expected: Counter[str]) -> None:
+    """Q (Quix Streams) read the whole backlog and wrote what stage one routes, topic by topic, except the feeds
+    its ``group_by`` replaces with repartition topics; and its folds wrote their snapshots (their counts depend
+    on the order a key's updates arrive in, which differs between variants, so only that they ran)."""
+    scenario = SCENARIOS[smoked]
+    rekeyed = {t.source_topic for t in rekeyed_tables(load_catalog(), scenario.rules)}
+    (only,) = result["rounds"]
+    outputs = only["peer_outputs"]
+    assert result["peer_skipped"] is None
+    assert result["peer_eps"] > 0
+    assert result["ratio_peer"] == round(result["pipeline_eps"] / result["peer_eps"], 3)
+    assert not rekeyed & set(outputs), "group_by replaces the re-keyed feeds: Q never writes them"
+    assert {t: outputs.get(t, 0) for t in expected if t not in rekeyed} == {
+        t: k for t, k in expected.items() if t not in rekeyed
+    }
+    assert {t for t, k in outputs.items() if k and t not in expected}, "no fold wrote anything"
 
 
 def test_latency_steps_see_every_record_they_sent(result: dict) -> None:
@@ -123,6 +156,9 @@ def test_result_has_the_promised_shape_and_is_written(
     }
     run["goals"] = goals(run)
     assert any(g["goal"].startswith(f"{smoked} p99") and g["value"] == result["p99_ms"] for g in run["goals"])
+    assert any(
+        g["goal"].startswith(f"{smoked} C/Q") and g["value"] == result["ratio_peer"] for g in run["goals"]
+    )
     assert f"| {smoked} |" in render_table(run)
     monkeypatch.setattr("bench.harness.RESULTS", tmp_path)
     written = write_results(run, "smoke")
