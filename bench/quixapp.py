@@ -41,9 +41,9 @@ from app.core.catalog import Catalog, load_catalog
 from app.core.clock import utc_now
 from app.core.codecs import encode_json
 from app.core.deadletter import deadletter_headers
+from app.core.engine import encode_value, internal_error
 from app.core.errors import RecordError
-from app.core.records import DomainRules, Emit, RawRecord, TableRule
-from app.core.runtime import encode_value, internal_error, normalize_headers
+from app.core.records import DomainRules, Emit, RawRecord, TableRule, normalize_headers
 from app.settings import Settings
 from bench.peer import rekeyed_tables
 
