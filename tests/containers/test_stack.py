@@ -56,9 +56,13 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float, interval:
     raise AssertionError(f"{what}: not within {timeout:.0f}s (last error: {last!r})")
 
 
-def ready_probe(url: str) -> Callable[[], bool | None]:
+def ready_probe(*urls: str) -> Callable[[], bool | None]:
+    """Ready when every one of ``urls`` answers ready at once: worker-2 starts after worker-1 is ready, and its
+    join sends worker-1 through a rebalance (and a table recovery, not ready) again."""
+
     def probe() -> bool | None:
-        return True if httpx.get(f"{url}/health/ready", timeout=3).status_code == 200 else None
+        answers = [httpx.get(f"{url}/health/ready", timeout=3).status_code for url in urls]
+        return True if all(code == 200 for code in answers) else None
 
     return probe
 
@@ -81,8 +85,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     started = time.monotonic()
     try:
         s.up()
-        for url in s.worker_urls:
-            wait_for(f"{url}/health/ready", ready_probe(url), READY_TIMEOUT_S)
+        wait_for("both workers ready", ready_probe(*s.worker_urls), READY_TIMEOUT_S)
         print(f"stack up and both workers ready in {time.monotonic() - started:.0f}s")
         yield s
     except BaseException:
