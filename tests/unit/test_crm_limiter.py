@@ -236,3 +236,14 @@ def test_a_failed_probe_reopens_and_a_lost_probe_expires() -> None:
     assert br.wait(10.0) == 0
     assert br.wait(12.0) == pytest.approx(3.0)
     assert br.wait(15.0) == 0
+
+
+async def test_a_long_wait_is_reported_while_it_lasts_not_only_when_the_permit_comes() -> None:
+    clock = FakeTime()
+    limiter = RateLimiter(1, 60.0, clock=clock, sleep=clock.sleep)
+    limiter.release(await limiter.acquire())
+    reported: list[float] = []
+    got = await limiter.acquire(waiting=reported.append)
+    assert got.waited == pytest.approx(60.0)
+    # reported in steps as the wait went on (the metric grows during a long wait), adding up to the whole of it
+    assert len(reported) >= 60 and max(reported) <= 1.0 and sum(reported) == pytest.approx(60.0)

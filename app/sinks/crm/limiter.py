@@ -110,6 +110,10 @@ class WindowLog:
         self._blocked_until = max(self._blocked_until, until)
 
 
+#: A window's wait is slept in steps of at most this, each reported (``switchyard_crm_rate_limit_wait_seconds_total``).
+WAIT_STEP_SECONDS = 1.0
+
+
 @dataclass(frozen=True, slots=True)
 class Permit:
     token: int
@@ -144,11 +148,15 @@ class RateLimiter:
             return None
         return max(w for w in waits if w is not None)
 
-    async def acquire(self) -> Permit:
-        """Wait for a slot in every window; the permit says how long that took (the rate-limit wait metric)."""
-        start = self._clock()
+    async def acquire(self, waiting: Callable[[float], None] | None = None) -> Permit:
+        """Wait for a slot in every window; the permit says how long that took. ``waiting`` is told each stretch of
+        the wait as it ends, so the rate-limit wait metric grows during a long wait, not only once it is over."""
+        start = last = self._clock()
         while True:
             now = self._clock()
+            if waiting is not None and now > last:
+                waiting(now - last)
+            last = now
             wait = self._wait(now)
             if wait == 0:
                 tokens = [log.take(now) for log in self.logs]
@@ -156,8 +164,8 @@ class RateLimiter:
             if wait is None:
                 self._released.clear()
                 await self._released.wait()
-            else:
-                await self._sleep(wait)
+            else:  # in steps, so that a wait of a whole window is reported while it lasts
+                await self._sleep(min(wait, WAIT_STEP_SECONDS))
 
     def release(self, permit: Permit) -> None:
         now = self._clock()

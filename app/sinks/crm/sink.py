@@ -232,9 +232,7 @@ class CrmSink:
 
     @asynccontextmanager
     async def _gate(self, op: str, endpoint: str) -> AsyncIterator[CallRecord]:
-        permit = await self.limiter.acquire()
-        if permit.waited > 0:
-            self.hooks.rate_limit_wait(permit.waited)
+        permit = await self.limiter.acquire(waiting=self.hooks.rate_limit_wait)
         record = CallRecord(op, endpoint)
         try:
             yield record
