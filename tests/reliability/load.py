@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.core import deadletter as dl
+from app.core.engine import encoded
 from app.core.records import content_event_id
 from app.domains.appointments.generate import Generated as AppointmentRecord
 from app.domains.appointments.generate import reference_final_states, traffic
@@ -41,6 +42,8 @@ from app.domains.pismo.views import PHASE_PATH
 from app.domains.vome.generate import Generated as VomeRecord
 from app.domains.vome.generate import generate as vome_stream
 from app.domains.vome.rules import TOPICS as VOME_PROJECTIONS
+from app.domains.vome.state import FEED_TOPIC as VOME_FEED
+from app.domains.vome.state import fold_volunteer
 from tests.integration.test_lara import latest_per_key, wrong_compliance, wrong_timelines
 from tests.integration.test_phoenix import wrong_answers
 from tests.integration.test_pismo import Expected, decoded_audit, stage_done
@@ -187,6 +190,27 @@ def check_phoenix(d: Deployment, w: Worker, mix: Mix) -> Tally:
     return t
 
 
+#: The fold's clock only stamps what it writes (erasure time, command times), never what it decides.
+FOLD_NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def commanded_by_fold(feed: list[Any]) -> set[str]:
+    """The source events of every CRM command the volunteers fold makes of ``feed`` (records in partition order),
+    replayed through the pure fold itself: the reference for ``crm.commands`` whatever order the feed took."""
+    states: dict[bytes | None, Any] = {}
+    out: set[str] = set()
+    for r in feed:
+        folded = fold_volunteer(states.get(r.key), json.loads(r.value) if r.value else None, FOLD_NOW)
+        if folded.changed:
+            states[r.key] = folded.state
+        out.update(
+            json.loads(e.value)["source_event_id"]
+            for e in map(encoded, folded.emits)
+            if e.topic == "crm.commands" and e.value
+        )
+    return out
+
+
 def check_vome(d: Deployment, w: Worker, mix: Mix) -> Tally:
     t = Tally(sent=len(mix.vome))
     valid = {content_event_id(g.trigger or "", json.loads(g.value)): g for g in mix.vome if g.code is None}
@@ -199,10 +223,16 @@ def check_vome(d: Deployment, w: Worker, mix: Mix) -> Tally:
         )
     t.processed = sum(got.values())
     _missing(t, "vome projections", projected, got)
-    commands = Counter(json.loads(r.value)["source_event_id"] for r in read_all(d.settings, "crm.commands"))
-    _missing(
-        t, "vome crm.commands", Counter(dict.fromkeys(valid, 1)), Counter(e for e in commands if e in valid)
+    # Every valid delivery reaches the volunteers feed; the CRM commands are what the fold makes of that feed in its
+    # own order (design note 13: nothing after an erasure or for a deleted entity, so which deliveries get commands
+    # depends on the order a volunteer's deliveries from several raw partitions reached the feed).
+    feed = read_all(d.settings, VOME_FEED)
+    on_feed = Counter(
+        {e: 1 for e in (json.loads(r.value).get("event_id") for r in feed if r.value) if e in valid}
     )
+    _missing(t, "vome volunteers feed", Counter(dict.fromkeys(valid, 1)), on_feed)
+    commands = Counter(json.loads(r.value)["source_event_id"] for r in read_all(d.settings, "crm.commands"))
+    _missing(t, "vome crm.commands", Counter(dict.fromkeys(commanded_by_fold(feed), 1)), commands)
     invalid = Counter(set((g.value, g.code or "") for g in mix.vome if g.code is not None))
     dead = _dead(d, "vome")
     t.dead_lettered = sum(dead.values())
