@@ -7,7 +7,6 @@ Exit codes: 0 success, 1 rejected record / failed check, 2 usage or configuratio
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 import logging
 import sys
@@ -19,7 +18,8 @@ import click
 import orjson
 
 from app import __version__
-from app.core.catalog import Catalog, load_catalog
+from app.core.catalog import Catalog, catalog_of
+from app.core.domain import load_domain
 from app.core.errors import ConfigError, RecordError, SwitchyardError
 from app.core.records import EVENT_TYPE_HEADER, DomainRules, RawRecord
 from app.settings import Settings
@@ -30,7 +30,7 @@ def _settings() -> Settings:
 
 
 def _catalog(settings: Settings) -> Catalog:
-    return load_catalog(settings.catalog_file)
+    return catalog_of(settings)
 
 
 def _rules(settings: Settings, domain: str) -> DomainRules:
@@ -39,9 +39,7 @@ def _rules(settings: Settings, domain: str) -> DomainRules:
         raise click.BadParameter(
             f"unknown domain {domain!r}; known: {', '.join(cat.domains)}", param_hint="DOMAIN"
         )
-    module = importlib.import_module(f"{cat.domains[domain].package}.rules")
-    rules: DomainRules = module.RULES
-    return rules
+    return load_domain(cat, domain).rules
 
 
 def _echo_json(obj: Any) -> None:

@@ -12,7 +12,6 @@ committed offsets and ``crm.deadletter``: the CRM's own state is the proof, the 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import os
 import socket
 import subprocess
@@ -28,9 +27,10 @@ import httpx
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.core.catalog import Catalog, load_catalog
+from app.core.catalog import Catalog, catalog_of
+from app.core.domain import load_domain
 from app.core.kafka import producer
-from app.core.records import DomainRules, Sample
+from app.core.records import Sample
 from app.settings import Settings
 from app.sinks.crm.setup import setup_portal
 
@@ -92,18 +92,13 @@ def wait_http(url: str, timeout: float, what: str) -> None:
     raise TimeoutError(f"{what} not ready at {url} after {timeout:.0f}s")
 
 
-def domain_rules(catalog: Catalog, name: str) -> DomainRules:
-    rules: DomainRules = importlib.import_module(f"{catalog.domains[name].package}.rules").RULES
-    return rules
-
-
 async def publish(settings: Settings, catalog: Catalog, domains: list[str]) -> dict[str, int]:
     sent: dict[str, int] = {}
     prod = producer(settings)
     await prod.start()
     try:
         for name in domains:
-            rules = domain_rules(catalog, name)
+            rules = load_domain(catalog, name).rules
             topic = settings.topic(catalog.raw_topic(name).name)
             broken = Sample("broken-json", BROKEN_JSON, rules.event_types[0] if rules.event_types else None)
             samples = [*rules.samples(), broken]
@@ -132,7 +127,7 @@ def total(metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: s
 
 def run_demo(*, once: bool, timeout: float) -> int:
     base = Settings()
-    catalog = load_catalog(base.catalog_file)
+    catalog = catalog_of(base)
     domains = list(catalog.domains)
     # Beside the data dir (default .switchyard/demo): SWITCHYARD_DATA_DIR moves the demo's broker, CRM and logs too.
     root = base.data_dir.parent / "demo"

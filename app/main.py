@@ -1,13 +1,12 @@
 """The Faust app "switchyard", built from settings, with every catalog domain discovered explicitly.
 
-A domain package is discovered from the catalog's ``domains:`` section: its ``rules.RULES`` runs on the stage
-engine (the catalog's ``exactly_once`` flag picks the driver, :meth:`Runtime.register_domain`), its optional
-``views.register(runtime)`` adds HTTP endpoints. Adding a sixth domain is one package plus one catalog entry.
+A domain package is discovered from the catalog's ``domains:`` section: its ``DOMAIN``'s rules run on the stage
+engine (the catalog's ``exactly_once`` flag picks the driver, :meth:`Runtime.register_domain`), its views add HTTP
+endpoints (:mod:`app.core.domain`). Adding a sixth domain is one package plus its catalog entries.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import socket
 import ssl
@@ -16,8 +15,9 @@ from typing import Any, cast
 import faust
 
 from app.core import fetchguard, tablestore
-from app.core.catalog import Catalog, load_catalog
+from app.core.catalog import Catalog, catalog_of
 from app.core.clock import Clock, utc_now
+from app.core.domain import load_domain
 from app.core.metrics import Metrics
 from app.core.registry import register_avro_topics
 from app.core.runtime import Runtime
@@ -87,22 +87,17 @@ def build_faust_app(settings: Settings) -> faust.App:
     return app
 
 
-def discover(runtime: Runtime, domains: Catalog | None = None) -> list[str]:
-    """Import and register every enabled catalog domain. Returns the names registered."""
-    cat = domains or runtime.catalog
+def discover(runtime: Runtime, catalog: Catalog | None = None) -> list[str]:
+    """Register every enabled catalog domain: its rules on the stage engine, its HTTP views. Returns the names."""
+    cat = catalog or runtime.catalog
     wanted = runtime.settings.domain_filter
     registered = []
-    for name, entry in cat.domains.items():
+    for name in cat.domains:
         if wanted and name not in wanted:
             continue
-        runtime.register_domain(importlib.import_module(f"{entry.package}.rules").RULES)
-        try:
-            views = importlib.import_module(f"{entry.package}.views")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{entry.package}.views":
-                raise
-        else:
-            views.register(runtime)
+        domain = load_domain(cat, name)
+        runtime.register_domain(domain.rules)
+        domain.register_views(runtime)
         registered.append(name)
     return registered
 
@@ -111,7 +106,7 @@ def create_app(
     settings: Settings | None = None, *, metrics: Metrics | None = None, clock: Clock = utc_now
 ) -> Runtime:
     settings = settings or Settings()
-    catalog = load_catalog(settings.catalog_file)
+    catalog = catalog_of(settings)
     runtime = Runtime(
         build_faust_app(settings),
         settings,

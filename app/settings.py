@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     catalog_file: Path = Field(
         TOPICS_DIR / "catalog.yaml", description="the topic catalog (topics/catalog.yaml)"
     )
+    extra_catalogs: str = Field(
+        "",
+        description="comma-separated catalog files whose domains and topics join catalog_file's (a test-only"
+        " domain riding along with the real ones)",
+    )
 
     # --- worker ------------------------------------------------------------------------------------------------
     store: str = Field("rocksdb://", description="table store URL: rocksdb:// (production) or memory://")
@@ -137,6 +142,10 @@ class Settings(BaseSettings):
     def topic(self, name: str) -> str:
         """The real Kafka topic of catalog name ``name``."""
         return f"{self.topic_prefix}{name}"
+
+    @property
+    def extra_catalog_files(self) -> tuple[Path, ...]:
+        return tuple(Path(p.strip()) for p in self.extra_catalogs.split(",") if p.strip())
 
     @property
     def domain_filter(self) -> frozenset[str]:

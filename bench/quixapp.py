@@ -7,7 +7,7 @@ documentation writes applications, not as a copy of the worker:
 
 - one :class:`~quixstreams.Application` with RocksDB state and changelog topics (Quix's defaults but for the
   JSON codec, see below), a plaintext connection to ``SWITCHYARD_BROKER`` (the bench's brokers), the
-  catalog's processing guarantee (``exactly-once`` for Pismo, ``at-least-once`` for the rest);
+  catalog's processing guarantee (``exactly-once`` for a domain the catalog marks so, else ``at-least-once``);
 - stage one is ``app.dataframe(raw).apply(stage_one, stateful=True, metadata=True, expand=True)``: the domain's
   ``process``, a dedupe on the event id in Quix's own state (a per-write TTL of the dedupe window), ``route``
   and the dead letters, each emit one row;
@@ -37,10 +37,11 @@ from quixstreams.models import Serializer, Topic
 from quixstreams.models.serializers import SerializationContext
 from quixstreams.state.rocksdb import RocksDBOptions
 
-from app.core.catalog import Catalog, load_catalog
+from app.core.catalog import Catalog, catalog_of
 from app.core.clock import utc_now
 from app.core.codecs import encode_json
 from app.core.deadletter import deadletter_headers
+from app.core.domain import load_domain
 from app.core.engine import encode_value, internal_error
 from app.core.errors import RecordError
 from app.core.records import DomainRules, Emit, RawRecord, TableRule, normalize_headers
@@ -195,12 +196,10 @@ def application(settings: Settings, group: str, state_dir: str, exactly_once: bo
 def main(argv: Sequence[str]) -> int:
     """``python -m bench.quixapp DOMAIN RAW_TOPIC GROUP STATE_DIR``; broker and topic prefix from the
     ``SWITCHYARD_*`` environment (outputs go to the prefixed catalog topics)."""
-    import importlib
-
     domain, raw_topic, group, state_dir = argv
     settings = Settings()
-    catalog = load_catalog()
-    rules: DomainRules = importlib.import_module(f"app.domains.{domain}.rules").RULES
+    catalog = catalog_of(settings)
+    rules = load_domain(catalog, domain).rules
     exactly_once = bool(catalog.domains[domain].exactly_once)
     app = application(settings, group, state_dir, exactly_once)
     build(app, settings, catalog, rules, raw_topic)

@@ -9,7 +9,7 @@ CPU_GOAL_US = 500.0  # worker CPU per event, at most
 PLAIN_GOAL = 0.8  # C/B: the worker against a plain aiokafka loop calling the same functions
 PEER_GOAL = 1.0  # C/Q: the worker against Quix Streams doing the same work
 P99_GOAL_MS = 100.0  # at 50 % of the drain rate, at-least-once domains
-P99_EOS_GOAL_MS = 250.0  # the same on the exactly-once path (Pismo)
+P99_EOS_GOAL_MS = 250.0  # the same on the exactly-once path (domains the catalog marks exactly_once)
 RECOVERY_GOAL_S = 5.0  # 100k keys
 RSS_GOAL_MB = 200.0  # worker peak RSS
 #: kept from the CRM issue: the sink's batching and its use of the rate budget

@@ -8,16 +8,20 @@ topic that exists: a differing partition count or config is reported as drift fo
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from app.core.errors import ConfigError
 from app.core.paths import TOPICS_DIR
+
+if TYPE_CHECKING:
+    from app.settings import Settings
 
 Role = Literal["raw", "output", "snapshot", "feed", "deadletter", "unhandled", "commands"]
 
@@ -123,23 +127,43 @@ class Catalog:
         return self.get(name).domain
 
 
-def load_catalog(path: Path | None = None) -> Catalog:
-    path = path or TOPICS_DIR / "catalog.yaml"
+def _read(path: Path) -> dict[str, Any]:
     try:
         doc: dict[str, Any] = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read topic catalog {path}: {exc}") from exc
+    return doc
+
+
+def load_catalog(path: Path | None = None, extra: Sequence[Path] = ()) -> Catalog:
+    """The catalog at ``path`` (``topics/catalog.yaml`` by default), joined by the domains and topics of every
+    ``extra`` file (:attr:`Settings.extra_catalogs`). The main file's defaults hold; a name declared twice is a
+    configuration error, never a silent override."""
+    path = path or TOPICS_DIR / "catalog.yaml"
+    doc = _read(path)
     defaults = doc.get("defaults", {})
-    domains = {n: DomainEntry(name=n, **(d or {})) for n, d in doc.get("domains", {}).items()}
+    domains: dict[str, DomainEntry] = {}
     topics: dict[str, TopicSpec] = {}
-    for name, spec in doc.get("topics", {}).items():
-        spec = dict(spec)
-        if "schema" in spec:
-            spec["schema_file"] = spec.pop("schema")
-        spec.setdefault("retention", defaults.get("retention", "7d"))
-        spec.setdefault("cleanup", defaults.get("cleanup", "delete"))
-        topics[name] = TopicSpec(name=name, **spec)
+    for source, part in ((path, doc), *((p, _read(p)) for p in extra)):
+        for name, d in (part.get("domains") or {}).items():
+            if name in domains:
+                raise ConfigError(f"domain {name!r} of {source} is already in the catalog")
+            domains[name] = DomainEntry(name=name, **(d or {}))
+        for name, spec in (part.get("topics") or {}).items():
+            if name in topics:
+                raise ConfigError(f"topic {name!r} of {source} is already in the catalog")
+            spec = dict(spec)
+            if "schema" in spec:
+                spec["schema_file"] = spec.pop("schema")
+            spec.setdefault("retention", defaults.get("retention", "7d"))
+            spec.setdefault("cleanup", defaults.get("cleanup", "delete"))
+            topics[name] = TopicSpec(name=name, **spec)
     return Catalog(default_partitions=int(defaults.get("partitions", 6)), domains=domains, topics=topics)
+
+
+def catalog_of(settings: Settings) -> Catalog:
+    """The catalog a deployment runs on: its ``catalog_file`` and ``extra_catalogs``."""
+    return load_catalog(settings.catalog_file, settings.extra_catalog_files)
 
 
 @cache

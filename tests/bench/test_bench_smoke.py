@@ -5,7 +5,8 @@ every record. No timing is asserted.
 Vome, Appointments and Lära run here (about 50 s each): each has a fold that writes where stage one does not,
 and each names its event id its own way on its own primary output, which is what the latency probe must match.
 Phoenix and Pismo are left to the bench itself; their machinery (one fold, the exactly-once stage) is already
-covered by the domains' integration tests."""
+covered by the domains' integration tests. Every domain of ``SWITCHYARD_EXTRA_CATALOGS`` runs here too: that is
+how a test-only domain proves the bench needs nothing but its folder and its catalog entries."""
 
 from __future__ import annotations
 
@@ -16,19 +17,23 @@ from pathlib import Path
 import orjson
 import pytest
 
-from app.core.catalog import load_catalog
+from app.core.catalog import catalog_of, load_catalog
 from app.core.errors import RecordError
 from app.core.records import RawRecord
+from app.settings import Settings
 from bench.harness import FRACTIONS, Bench, Plan, write_results
 from bench.peer import rekeyed_tables
 from bench.report import goals, render_table
-from bench.scenarios import NOW, SCENARIOS
+from bench.scenarios import NOW, scenarios
 
 pytestmark = pytest.mark.integration
 
 N = 80
+CATALOG = catalog_of(Settings())
+SCENARIOS = scenarios(CATALOG)
+EXTRA = set(CATALOG.domains) - set(load_catalog().domains)
 #: at N records each of these backlogs holds dead letters as well as accepted events (asserted below)
-SMOKED = ("vome", "appointments", "lara")
+SMOKED = ("vome", "appointments", "lara", *sorted(EXTRA))
 SCENARIO_KEYS = {
     "passthrough_eps",
     "plain_eps",
@@ -86,7 +91,7 @@ def expected(smoked: str) -> Counter[str]:
     """Stage one's records per catalog topic, recomputed without Kafka: a dead letter per rejected record, the
     routed emits of each distinct event."""
     scenario = SCENARIOS[smoked]
-    deadletter = load_catalog().deadletter_topic(scenario.domain).name
+    deadletter = CATALOG.deadletter_topic(scenario.name).name
     found: Counter[str] = Counter()
     seen: set[str] = set()
     for key, value, headers in scenario.generate(random.Random(20250602), N):
@@ -105,7 +110,7 @@ def test_plain_outputs_add_up_to_what_the_rules_say(
     smoked: str, result: dict, expected: Counter[str]
 ) -> None:
     """What the folds wrote goes to topics ``route`` never names, so it is checked apart: that the folds ran."""
-    deadletter = load_catalog().deadletter_topic(SCENARIOS[smoked].domain).name
+    deadletter = CATALOG.deadletter_topic(SCENARIOS[smoked].name).name
     outputs = result["rounds"][0]["plain_outputs"]
     assert 0 < expected[deadletter] < N
     assert {t: outputs.get(t, 0) for t in expected} == dict(expected)
@@ -119,7 +124,7 @@ def test_peer_outputs_add_up_to_what_the_rules_say(smoked: str, result: dict, ex
     its ``group_by`` replaces with repartition topics; and its folds wrote their snapshots (their counts depend
     on the order a key's updates arrive in, which differs between variants, so only that they ran)."""
     scenario = SCENARIOS[smoked]
-    rekeyed = {t.source_topic for t in rekeyed_tables(load_catalog(), scenario.rules)}
+    rekeyed = {t.source_topic for t in rekeyed_tables(CATALOG, scenario.rules)}
     (only,) = result["rounds"]
     outputs = only["peer_outputs"]
     assert result["peer_skipped"] is None

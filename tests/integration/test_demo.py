@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from app.core.catalog import load_catalog
+from app.core.catalog import catalog_of
 from app.core.paths import ROOT
 from app.core.records import load_samples
 from app.settings import Settings
@@ -33,7 +33,7 @@ def test_demo_once_runs_every_domain_and_exits_0(kafka_bootstrap: str, tmp_path:
         m.group(1): [int(n) for n in m.group(2, 3, 4, 5)]
         for m in re.finditer(r"^  (\w+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+\d+\s", out, re.MULTILINE)
     }
-    domains = set(load_catalog(Settings().catalog_file).domains)
+    domains = set(catalog_of(Settings()).domains)
     assert set(rows) == domains, out
     for domain, (sent, seen, accepted, dead) in rows.items():
         # every sample is consumed; the one broken record per domain is dead-lettered, the samples accepted

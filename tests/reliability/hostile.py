@@ -26,30 +26,16 @@ from typing import Any
 import orjson
 from hypothesis import strategies as st
 
+from app.core.catalog import catalog_of
+from app.core.domain import Domain, domains
 from app.core.engine import encode_value
 from app.core.errors import RecordError
-from app.core.records import EVENT_TYPE_HEADER, DomainRules, RawRecord, load_samples
-from app.domains.appointments.generate import life_cycles
-from app.domains.appointments.rules import RULES as APPOINTMENTS
-from app.domains.lara.generate import valid_documents
-from app.domains.lara.rules import RULES as LARA
-from app.domains.phoenix.generate import unhandled_event, valid_session
-from app.domains.phoenix.rules import RULES as PHOENIX
-from app.domains.pismo.generate import valid_event
-from app.domains.pismo.rules import RULES as PISMO
-from app.domains.vome.enrich import TRIGGERS
-from app.domains.vome.generate import document
-from app.domains.vome.rules import RULES as VOME
+from app.core.records import EVENT_TYPE_HEADER, DomainRules, RawRecord
+from app.settings import Settings
 
-DOMAINS: dict[str, DomainRules] = {
-    "phoenix": PHOENIX,
-    "vome": VOME,
-    "pismo": PISMO,
-    "appointments": APPOINTMENTS,
-    "lara": LARA,
-}
-#: Domains whose record type travels in the ``switchyard.event-type`` header rather than in the body.
-HEADER_TYPED = {"vome", "lara"}
+#: Every catalog domain (``SWITCHYARD_EXTRA_CATALOGS`` adds test-only ones), by name.
+CATALOG_DOMAINS: dict[str, Domain] = {d.name: d for d in domains(catalog_of(Settings()))}
+DOMAINS: dict[str, DomainRules] = {name: d.rules for name, d in CATALOG_DOMAINS.items()}
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 STABLE_CODE = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)+$")
 INTERNAL = "INTERNAL-ERROR"
@@ -80,27 +66,16 @@ class Hostile:
         return RawRecord(self.value, self.key, self.headers, topic or f"{self.domain}.raw", 0, offset)
 
 
-def _seed_docs(domain: str, rng: random.Random) -> list[Seed]:
-    samples = [
-        Seed(s.event_type, orjson.loads(s.value))
-        for s in load_samples(domain)
-        if s.event_type != "profile.deleted"  # an erasure's fold has nothing to erase offline; covered below
-    ]
-    if domain == "phoenix":
-        made = [Seed(None, valid_session(rng, 6_100_000 + i)) for i in range(6)]
-        made.append(Seed(None, unhandled_event(rng, 6_200_000, NOW)))
-    elif domain == "vome":
-        made = [Seed(t, document(rng, t)) for t in TRIGGERS]
-    elif domain == "pismo":
-        made = [Seed(None, valid_event(rng)) for _ in range(8)]
-    elif domain == "appointments":
-        made = [Seed(None, d) for d in life_cycles(rng, 3)]
-    else:
-        made = [Seed(t, d) for t, d in valid_documents(rng)]
+def _seed_docs(domain: Domain, rng: random.Random) -> list[Seed]:
+    """The domain's seed samples, then the valid documents of its traffic source."""
+    samples = [Seed(s.event_type, orjson.loads(s.value)) for s in domain.samples()]
+    made = [Seed(t, d) for t, d in domain.traffic_source().documents(rng)] if domain.traffic else []
     return samples + made
 
 
-_SEEDS: dict[str, list[Seed]] = {d: _seed_docs(d, random.Random(f"hostile-{d}")) for d in DOMAINS}
+_SEEDS: dict[str, list[Seed]] = {
+    name: _seed_docs(d, random.Random(f"hostile-{name}")) for name, d in CATALOG_DOMAINS.items()
+}
 
 
 def seeds(domain: str) -> list[Seed]:

@@ -12,11 +12,15 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from app.domains.vome.enrich import TRIGGERS
-from app.domains.vome.generate import Generated, generate_with_secrets, invalid_variants
+from app.domains.vome.generate import Generated, as_traffic, generate_with_secrets, invalid_variants
 from tests.integration.test_vome import dump_topics, user_of
 from tests.worker import Deployment, read_all
+
+if TYPE_CHECKING:
+    from tests.reliability.load import Mix
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,13 @@ def planted(rng: random.Random, rounds: int) -> Planted:
             if rng.random() < 0.3:
                 out.append(rng.choice(list(invalid_variants(trigger, doc))))
     return Planted(out, secrets, users)
+
+
+def plant(mix: Mix, rng: random.Random, rounds: int) -> Planted:
+    """:func:`planted` deliveries at random places of ``mix``'s Vome stream, which its oracle then judges too."""
+    marked = planted(rng, rounds)
+    mix.add("vome", [as_traffic(g) for g in marked.records], rng)
+    return marked
 
 
 @dataclass(frozen=True)

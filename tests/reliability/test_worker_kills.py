@@ -18,7 +18,7 @@ import pytest
 from app.domains.vome.views import VOLUNTEER_PATH
 from bench.procstat import peak_rss_mb, rss_mb
 from tests.reliability.load import Mix, crashed_agents, events_in, figures, publish, settle
-from tests.reliability.privacy import scan
+from tests.reliability.privacy import Planted, plant, scan
 from tests.reliability.results import record_scenario
 from tests.worker import Deployment, Worker, wait_until
 
@@ -53,18 +53,18 @@ def kill_run(d: Deployment, mix: Mix, kills: int, seed: int) -> dict[str, Any]:
     return {"tallies": tallies, "crashes": crashes, "worker": w}
 
 
-def privacy_scan(d: Deployment, w: Worker, mix: Mix) -> list[str]:
+def privacy_scan(d: Deployment, w: Worker, mix: Mix, marked: Planted) -> list[str]:
     """Scenario 6 over what the kills left: crashed workers' logs included, redeliveries and all."""
-    answers = [w.get(VOLUNTEER_PATH.format(userId=u)).content for u in sorted(set(mix.volunteers))]
+    answers = [w.get(VOLUNTEER_PATH.format(userId=u)).content for u in sorted(set(marked.users))]
     logs = [worker.log.read_bytes() for worker in d.workers if worker.log.exists()]
-    result = scan(d, mix.secrets, answers + logs + [w.get("/metrics").content])
+    result = scan(d, marked.secrets, answers + logs + [w.get("/metrics").content])
     record_scenario(
         "6-privacy-scan",
         "after-sigkills",
-        **result.figures(mix.secrets),
+        **result.figures(marked.secrets),
         table_answers=len(answers),
         worker_logs=len(logs),
-        sent=len(mix.vome),
+        sent=len(mix.traffic["vome"].records),
         lost=0,
         duplicated=0,
         dead_lettered=None,
@@ -86,11 +86,12 @@ def assert_kill_run(run: dict[str, Any]) -> None:
 def test_five_sigkills_under_mixed_load_lose_nothing(
     deploy: Callable[..., Deployment], kafka_bootstrap: str
 ) -> None:
-    mix = Mix.make(seed=101, planted_rounds=1)
+    mix = Mix.make(seed=101)
+    marked = plant(mix, random.Random(101), rounds=1)
     d = deploy(kafka_bootstrap)
     run = kill_run(d, mix, kills=5, seed=7)
     record("1-worker-sigkill", figures(run["tallies"], kills=5, crashes=run["crashes"]))
-    leaked = privacy_scan(d, run["worker"], mix)
+    leaked = privacy_scan(d, run["worker"], mix, marked)
     assert leaked == [], f"{len(leaked)} planted values escaped vome.raw through the kills"
     assert_kill_run(run)
 

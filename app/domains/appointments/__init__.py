@@ -4,3 +4,8 @@ Each webhook carries the whole appointment after a change (and the previous vers
 validates it against the seed's limits, publishes an allow-listed enrichment on ``appointments.enriched``,
 folds it into a per-appointment table that ignores stale updates, and turns applied updates into CRM commands.
 """
+
+from app.core.domain import Domain
+from app.domains.appointments.rules import RULES
+
+DOMAIN = Domain(RULES, views="app.domains.appointments.views", traffic="app.domains.appointments.generate")

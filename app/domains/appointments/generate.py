@@ -15,13 +15,19 @@ import copy
 import dataclasses
 import random
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
+
 from app.core.clock import iso
 from app.core.codecs import encode_json
+from app.core.traffic import Observed, Traffic, TrafficRecord, TrafficSource, Verdict, wrong_answers
+from app.domains.appointments.rules import ENRICHED_TOPIC
+from app.domains.appointments.views import APPOINTMENT_PATH
 
 EPOCH = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
 
@@ -570,3 +576,43 @@ def traffic(
                 bad = rng.choice(breaks)
                 out.append(Generated(encode_json(bad.document), None, bad.code, bad.label))
     return out
+
+
+# ---- the traffic protocol (app.core.traffic) -------------------------------------------------------------------
+#: what of an ``/api/appointments/{id}`` answer the reference says
+_ANSWERED = ("status", "event_id", "updated_at", "start", "applied_count", "stale_count")
+
+
+def as_traffic(g: Generated) -> TrafficRecord:
+    if g.expected_code is None:
+        return TrafficRecord(g.value, g.key, label=g.label)
+    return TrafficRecord.rejected(g.value, g.key, g.expected_code, label=g.label)
+
+
+def _judge(records: Sequence[TrafficRecord], seen: Observed, verdict: Verdict) -> None:
+    delivered = [orjson.loads(r.value or b"") for r in records if r.outcome == "accepted"]
+    ids = Counter({doc["id"]: 1 for doc in delivered})
+    verdict.expected = sum(ids.values())
+    enriched = Counter(orjson.loads(r.value or b"")["event_id"] for r in seen.read(ENRICHED_TOPIC))
+    verdict.processed = sum(enriched.values())
+    verdict.compare(ENRICHED_TOPIC, ids, enriched)
+    answers = [
+        (APPOINTMENT_PATH.format(appointmentId=a), want)
+        for a, want in reference_final_states(delivered).items()
+    ]
+    wrong = wrong_answers(seen, answers, lambda body: {f: body[f] for f in _ANSWERED})
+    verdict.wrong("appointments table", wrong)
+
+
+def _traffic(rng: random.Random, n: int, now: datetime) -> Traffic:
+    # four webhooks per life cycle, so n // 4 + 1 appointments always give more than n. Upstream order: the
+    # generator's duplicates arrive right behind their original, as retried deliveries do.
+    return Traffic([as_traffic(g) for g in traffic(rng, n // 4 + 1)], _judge)
+
+
+TRAFFIC = TrafficSource(
+    _traffic,
+    lambda rng: [(None, doc) for doc in life_cycles(rng, 3)],
+    "Appointment webhooks (~2.7 KB), stage one + the stale-aware appointments fold and its CRM commands",
+    (ENRICHED_TOPIC,),
+)

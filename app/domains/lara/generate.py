@@ -18,7 +18,7 @@ import copy
 import random
 import re
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,6 +28,16 @@ import orjson
 
 from app.core.clock import iso
 from app.core.records import EVENT_TYPE_HEADER, Headers, RawRecord
+from app.core.traffic import (
+    Document,
+    Observed,
+    Oracle,
+    Traffic,
+    TrafficRecord,
+    TrafficSource,
+    Verdict,
+    wrong_answers,
+)
 from app.domains.lara.enrich import period_end
 from app.domains.lara.models import (
     CYCLE,
@@ -37,6 +47,8 @@ from app.domains.lara.models import (
     PERIOD,
     USER_PROGRESS,
 )
+from app.domains.lara.state import COMPLIANCE_TOPIC, CYCLES_FEED, IDENTITIES_FEED, STATUSES_FEED
+from app.domains.lara.views import COMPLIANCE_PATH, TIMELINE_PATH
 
 ACCEPT = "accept"
 
@@ -229,7 +241,7 @@ def valid_status_change(rng: random.Random, user: str | None = None) -> dict[str
     return {**user_fields(user), "status": _range(rng.choice(list(STATUS_NAMES)), None, start, None)}
 
 
-def valid_documents(rng: random.Random) -> list[tuple[str, dict[str, Any]]]:
+def valid_documents(rng: random.Random) -> list[Document]:
     """One realistic accepted document of each record type."""
     cycle = valid_cycle(rng)
     user = new_id(rng, encoded=True)
@@ -714,3 +726,65 @@ def reference_compliance(history: History, now: datetime | None = None) -> dict[
             "compliant": all(verdicts) if verdicts else None,
         }
     return out
+
+
+# ---- the traffic protocol (app.core.traffic) -------------------------------------------------------------------
+def as_traffic(r: GeneratedRecord) -> TrafficRecord:
+    if r.expect == ACCEPT:
+        return TrafficRecord(r.value, r.key, r.headers, label=r.label)
+    return TrafficRecord.rejected(r.value, r.key, r.expect, r.headers, r.label)
+
+
+def member_path(template: str, key: str) -> str:
+    """Member keys are Lära ids (``/``, ``+``, ``%`` included): one percent-encoded path segment."""
+    return template.format(id=quote(key, safe=""))
+
+
+def _oracle(history: History) -> Oracle:
+    def judge(_: Sequence[TrafficRecord], seen: Observed, verdict: Verdict) -> None:
+        compliance = reference_compliance(history)
+        verdict.expected = len(compliance)
+        latest = {r.key: orjson.loads(r.value) if r.value else None for r in seen.read(COMPLIANCE_TOPIC)}
+        verdict.processed = sum(1 for k, want in compliance.items() if latest.get(k.encode()) == want)
+        if verdict.processed != verdict.expected:
+            verdict.lost += verdict.expected - verdict.processed
+            verdict.problems.append(
+                f"{COMPLIANCE_TOPIC}: {verdict.expected - verdict.processed} unlike the reference"
+            )
+        wrong = wrong_answers(
+            seen, [(member_path(COMPLIANCE_PATH, k), want) for k, want in compliance.items()]
+        )
+        timelines = [
+            (member_path(TIMELINE_PATH, k), {"memberKey": k, "entries": entries})
+            for k, entries in reference_timelines(history).items()
+        ]
+        wrong += wrong_answers(
+            seen, timelines, lambda body: {"memberKey": body["memberKey"], "entries": body["entries"]}
+        )
+        verdict.wrong("lara members", wrong)
+
+    return judge
+
+
+def _traffic(rng: random.Random, n: int, now: datetime) -> Traffic:
+    # ~16 records per member at the generator's own mix (a full set, ten changes or updates, progress for two
+    # cycles); the count varies with the draw, so grow the membership until the history holds n, each try from
+    # the same seed so the stream stays one function of ``rng``.
+    seed = rng.getrandbits(64)
+    members = max(5, n // 15)
+    while True:
+        history = member_history(random.Random(seed), now=now, members=members, changes=10 * members)
+        if len(history.records) >= n:
+            return Traffic([as_traffic(r) for r in history.records], _oracle(history))
+        members += max(1, members // 10)
+
+
+TRAFFIC = TrafficSource(
+    _traffic,
+    valid_documents,
+    "Lära LMS records (~0.2 KB), stage one + timeline, cycle and compliance folds",
+    # Lära has no output topic: the feeds are the only record every accepted event gets, and they carry its
+    # eventId (the compliance snapshots name the member, not the event); member records that name a custom
+    # field go to the identities feed first
+    (IDENTITIES_FEED, STATUSES_FEED, CYCLES_FEED),
+)

@@ -14,7 +14,7 @@ import copy
 import random
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, get_args
@@ -22,13 +22,26 @@ from typing import Any, get_args
 import orjson
 
 from app.core.clock import iso
+from app.core.traffic import (
+    Document,
+    Observed,
+    Oracle,
+    Outcome,
+    Traffic,
+    TrafficRecord,
+    TrafficSource,
+    Verdict,
+    wrong_answers,
+)
 from app.domains.phoenix.models import SESSION_DONE, CancelationReason, CanceledBy
+from app.domains.phoenix.rules import ENRICHED_TOPIC, UNHANDLED_TOPIC
 from app.domains.phoenix.state import (
     COACH_RETENTION_WEEKS,
     UNSPECIFIED_REASON,
     iso_week_label,
     iso_week_start,
 )
+from app.domains.phoenix.views import COACH_WEEKS_PATH, TALENT_PROGRESS_PATH
 
 ACCEPT = "accept"
 UNHANDLED = "unhandled"
@@ -533,3 +546,60 @@ def reference_coach_activity(
             ],
         }
     return out
+
+
+# ---- the traffic protocol (app.core.traffic) -------------------------------------------------------------------
+def as_traffic(record: GeneratedRecord) -> TrafficRecord:
+    if record.expect in (ACCEPT, UNHANDLED):
+        outcome: Outcome = "accepted" if record.expect == ACCEPT else "passed"
+        return TrafficRecord(record.value, record.key, (), outcome, None, record.label)
+    return TrafficRecord.rejected(record.value, record.key, record.expect, label=record.label)
+
+
+def _oracle(records: list[GeneratedRecord]) -> Oracle:
+    def judge(_: Sequence[TrafficRecord], seen: Observed, verdict: Verdict) -> None:
+        accepted = Counter(
+            {orjson.loads(v)["id"]: 1 for v in {r.value for r in records if r.expect == ACCEPT}}
+        )
+        verdict.expected = sum(accepted.values())
+        enriched = Counter(orjson.loads(r.value or b"")["eventId"] for r in seen.read(ENRICHED_TOPIC))
+        verdict.processed = len(enriched)
+        verdict.compare(ENRICHED_TOPIC, accepted, enriched)
+        unhandled = Counter(set((r.key, r.value) for r in records if r.expect == UNHANDLED))
+        verdict.compare(
+            UNHANDLED_TOPIC, unhandled, Counter((r.key, r.value) for r in seen.read(UNHANDLED_TOPIC))
+        )
+        answers = [
+            (TALENT_PROGRESS_PATH.format(talentId=t), v) for t, v in reference_progress(records).items()
+        ]
+        answers += [
+            (COACH_WEEKS_PATH.format(coachId=c), v) for c, v in reference_coach_activity(records).items()
+        ]
+        verdict.wrong("phoenix tables", wrong_answers(seen, answers))
+
+    return judge
+
+
+def _traffic(rng: random.Random, n: int, now: datetime) -> Traffic:
+    # the stream adds redeliveries, broken and foreign events on top of the sessions: ask for a little less
+    records = session_stream(
+        rng, sessions=max(10, int(n * 0.8)), talents=max(5, n // 15), coaches=max(2, n // 150)
+    )
+    return Traffic([as_traffic(r) for r in records], _oracle(records))
+
+
+def _documents(rng: random.Random) -> list[Document]:
+    made: list[Document] = [(None, valid_session(rng, FIRST_EVENT_ID + i)) for i in range(6)]
+    return [
+        *made,
+        (None, unhandled_event(rng, FIRST_EVENT_ID + 100_000, datetime(2025, 6, 1, 12, tzinfo=UTC))),
+    ]
+
+
+TRAFFIC = TrafficSource(
+    _traffic,
+    _documents,
+    "Phoenix bus envelopes (~4 KB), stage one + talent-progress and coach-activity folds",
+    (ENRICHED_TOPIC,),
+    bench_records=(1200, 5000),
+)

@@ -5,3 +5,8 @@ every accepted result kept verbatim with where it came from (``audit.migration``
 need FAIL results for alerting (``pismo.migration-failures``), and the migration team watches per-phase
 success counts (the ``phases`` table, fed by ``pismo.phase-results``).
 """
+
+from app.core.domain import Domain
+from app.domains.pismo.rules import RULES
+
+DOMAIN = Domain(RULES, views="app.domains.pismo.views", traffic="app.domains.pismo.generate")

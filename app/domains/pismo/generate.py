@@ -9,18 +9,24 @@ same bytes again, and the same content re-serialised) that stage one's dedupe mu
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import uuid
 import zlib
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 
+from app.core.avro import decode_single_object
 from app.core.records import RawRecord
+from app.core.traffic import Observed, Oracle, Traffic, TrafficRecord, TrafficSource, Verdict, wrong_answers
+from app.domains.pismo.rules import AUDIT_TOPIC
+from app.domains.pismo.views import PHASE_PATH
 
 PHASES: tuple[str | None, ...] = (
     "Rollout_Jan2022",
@@ -244,3 +250,56 @@ def reference_phase_counts(records: Iterable[Generated]) -> dict[str, dict[str, 
         )
         per_phase[doc.get("operation", "NONE")][doc["status"]] += 1
     return counts
+
+
+# ---- the traffic protocol (app.core.traffic) -------------------------------------------------------------------
+def as_traffic(g: Generated) -> TrafficRecord:
+    if g.expected_code is None:
+        return TrafficRecord(g.value, g.key, label=g.label)
+    return TrafficRecord.rejected(g.value, g.key, g.expected_code, label=g.label)
+
+
+def first_deliveries(records: Iterable[Generated]) -> dict[str, Generated]:
+    """The first delivery of every distinct valid event (what the audit must hold), by sha256 of its bytes."""
+    seen: set[str] = set()
+    firsts: dict[str, Generated] = {}
+    for g in records:
+        if (
+            g.valid
+            and (identity := json.dumps(json.loads(g.value), sort_keys=True, separators=(",", ":")))
+            not in seen
+        ):
+            seen.add(identity)
+            firsts[hashlib.sha256(g.value).hexdigest()] = g
+    return firsts
+
+
+def _oracle(records: list[Generated]) -> Oracle:
+    def judge(_: Sequence[TrafficRecord], seen: Observed, verdict: Verdict) -> None:
+        firsts = first_deliveries(records)
+        verdict.expected = len(firsts)
+        audits = Counter(
+            decode_single_object(r.value or b"")[1]["original_sha256"] for r in seen.read(AUDIT_TOPIC)
+        )
+        verdict.processed = sum(audits.values())
+        verdict.compare(AUDIT_TOPIC, Counter(dict.fromkeys(firsts, 1)), audits)
+        # One phase at a time: that query is routed to the phase's owner, where the list answers only for the
+        # partitions the asked worker holds.
+        answers = [(PHASE_PATH.format(phase_key=p), c) for p, c in reference_phase_counts(records).items()]
+        verdict.wrong("pismo phases table", wrong_answers(seen, answers, lambda body: body["by_operation"]))
+
+    return judge
+
+
+def _traffic(rng: random.Random, n: int, now: datetime) -> Traffic:
+    records = generate(rng, n)
+    return Traffic([as_traffic(g) for g in records], _oracle(records))
+
+
+TRAFFIC = TrafficSource(
+    _traffic,
+    lambda rng: [(None, valid_event(rng)) for _ in range(8)],
+    "Pismo migration results (~0.5 KB), exactly-once stage one to the Avro audit + phases fold",
+    (AUDIT_TOPIC,),
+    bench_records=(2500, 10000),
+)

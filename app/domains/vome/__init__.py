@@ -5,3 +5,8 @@ Four payload families (bookings, profiles, form submissions, sequence assignment
 sink, and keeps one CRM-facing state per volunteer. Medical, emergency-contact, birth-date, consent and
 attachment data never leave the raw topic (:mod:`app.domains.vome.privacy`).
 """
+
+from app.core.domain import Domain
+from app.domains.vome.rules import RULES
+
+DOMAIN = Domain(RULES, views="app.domains.vome.views", traffic="app.domains.vome.generate")

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import copy
 import random
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,9 +20,14 @@ from typing import Any
 import orjson
 
 from app.core.clock import iso
-from app.core.records import EVENT_TYPE_HEADER, Headers, RawRecord
+from app.core.engine import encoded
+from app.core.records import EVENT_TYPE_HEADER, Headers, RawRecord, content_event_id
+from app.core.traffic import Observed, Traffic, TrafficRecord, TrafficSource, Verdict
+from app.domains.vome.crm import SOURCE
 from app.domains.vome.enrich import TRIGGERS, family_of
 from app.domains.vome.privacy import leaving_pointers
+from app.domains.vome.rules import TOPICS
+from app.domains.vome.state import CRM_TOPIC, FEED_TOPIC, fold_volunteer
 
 EPOCH = datetime(2025, 3, 3, 8, 0, tzinfo=UTC)
 
@@ -549,3 +555,77 @@ def _fill_optional(doc: dict[str, Any]) -> None:
             for item in v:
                 if isinstance(item, dict):
                     _fill_optional(item)
+
+
+# ---- the traffic protocol (app.core.traffic) -------------------------------------------------------------------
+def as_traffic(g: Generated) -> TrafficRecord:
+    if g.code is None:
+        return TrafficRecord(g.value, g.key, g.headers, label=g.label)
+    return TrafficRecord.rejected(g.value, g.key, g.code, g.headers, g.label)
+
+
+#: The fold's clock only stamps what it writes (erasure time, command times), never what it decides.
+FOLD_NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def commanded_by_fold(feed: Sequence[RawRecord]) -> set[str]:
+    """The source events of every CRM command the volunteers fold makes of ``feed`` (records in partition order),
+    replayed through the pure fold itself: the reference for ``crm.commands`` whatever order the feed took."""
+    states: dict[bytes | None, Any] = {}
+    out: set[str] = set()
+    for r in feed:
+        folded = fold_volunteer(states.get(r.key), orjson.loads(r.value) if r.value else None, FOLD_NOW)
+        if folded.changed:
+            states[r.key] = folded.state
+        out.update(
+            orjson.loads(e.value)["source_event_id"]
+            for e in map(encoded, folded.emits)
+            if e.topic == CRM_TOPIC and e.value
+        )
+    return out
+
+
+def _trigger(r: TrafficRecord) -> str:
+    return RawRecord(r.value, r.key, r.headers).event_type_header or ""
+
+
+def _judge(records: Sequence[TrafficRecord], seen: Observed, verdict: Verdict) -> None:
+    valid = {
+        content_event_id(_trigger(r), orjson.loads(r.value or b"")): r
+        for r in records
+        if r.outcome == "accepted"
+    }
+    # an erasure projects nothing: it tombstones the volunteer's projections instead
+    projected = Counter({e: 1 for e, r in valid.items() if _trigger(r) != "profile.deleted"})
+    verdict.expected = sum(projected.values())
+    got: Counter[str] = Counter()
+    for topic in TOPICS.values():
+        got.update(orjson.loads(r.value)["event_id"] for r in seen.read(topic) if r.value is not None)
+    verdict.processed = sum(got.values())
+    verdict.compare("vome projections", projected, got)
+    # Every valid delivery reaches the volunteers feed; the CRM commands are what the fold makes of that feed in its
+    # own order (design note 13: nothing after an erasure or for a deleted entity, so which deliveries get commands
+    # depends on the order a volunteer's deliveries from several raw partitions reached the feed).
+    feed = seen.read(FEED_TOPIC)
+    on_feed = Counter(
+        {e: 1 for e in (orjson.loads(r.value).get("event_id") for r in feed if r.value) if e in valid}
+    )
+    verdict.compare("vome volunteers feed", Counter(dict.fromkeys(valid, 1)), on_feed)
+    commands = Counter(
+        doc["source_event_id"]
+        for doc in (orjson.loads(r.value or b"") for r in seen.read(CRM_TOPIC))
+        if doc["source"] == SOURCE
+    )
+    verdict.compare("vome crm.commands", Counter(dict.fromkeys(commanded_by_fold(feed), 1)), commands)
+
+
+def _traffic(rng: random.Random, n: int, now: datetime) -> Traffic:
+    return Traffic([as_traffic(g) for g in generate(rng, n)], _judge)
+
+
+TRAFFIC = TrafficSource(
+    _traffic,
+    lambda rng: [(t, document(rng, t)) for t in TRIGGERS],
+    "Vome webhook deliveries, stage one + volunteers fold + CRM commands",
+    tuple(TOPICS.values()),
+)

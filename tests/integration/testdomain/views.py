@@ -1,8 +1,8 @@
 from app.core.runtime import Runtime
 from app.core.web import table_query
 
-from .rules import public
+from .rules import ROW_PATH, TABLE, public
 
 
 def register(runtime: Runtime) -> None:
-    table_query(runtime, "/api/testdomain/{id}", "testdomain", "totals", "id", render=public)
+    table_query(runtime, ROW_PATH, "testdomain", TABLE, "id", render=public)
