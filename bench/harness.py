@@ -261,6 +261,7 @@ class Bench:
                 settings,
                 settings.topic(self.catalog.raw_topic(scenario.name).name),
                 [settings.topic(t) for t in scenario.primary_topics],
+                scenario.source.event_id_of,
             )
             # one record first: the first event through a fresh worker pays for lazy imports and connections
             await probe.run(pool[:1], 1.0, (1.0,), 1.0)

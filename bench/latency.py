@@ -10,13 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from app.core.kafka import producer
 from app.settings import Settings
 from bench.kafka import Rec, consumer, partitions
-from bench.scenarios import event_id_of
 
 INTENDED_HEADER = "bench.intended-ns"
 
@@ -57,10 +56,17 @@ def knee(steps: Sequence[Step]) -> float | None:
 
 
 class LatencyProbe:
-    def __init__(self, settings: Settings, raw_topic: str, primary: Sequence[str]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        raw_topic: str,
+        primary: Sequence[str],
+        event_id_of: Callable[[bytes | None], str | None],
+    ) -> None:
         self.settings = settings
         self.raw_topic = raw_topic
         self.primary = list(primary)
+        self.event_id_of = event_id_of
         self.intended: dict[str, float] = {}
         self.arrived: dict[str, float] = {}
         self._stop = asyncio.Event()
@@ -80,7 +86,7 @@ class LatencyProbe:
                 now = time.time()
                 for records in batches.values():
                     for rec in records:
-                        eid = event_id_of(rec.value)
+                        eid = self.event_id_of(rec.value)
                         if eid is not None and eid not in self.arrived:
                             self.arrived[eid] = now
         finally:

@@ -1,5 +1,4 @@
-"""The benchmark's traffic per catalog domain, from the domains' own traffic sources, plus how to recognise an
-event's output.
+"""The benchmark's traffic per catalog domain, from the domains' own traffic sources.
 
 A scenario is a domain and a backlog of raw records exactly as upstream would publish them (redeliveries,
 broken records and all), so the variants measure the real mix. Latency is measured on the scenario's *primary*
@@ -13,9 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import orjson
-
-from app.core.avro import SINGLE_OBJECT_MAGIC, decode_single_object
 from app.core.catalog import Catalog
 from app.core.domain import Domain, domains
 from app.core.engine import encode_value
@@ -75,22 +71,6 @@ def scenarios(catalog: Catalog) -> dict[str, Scenario]:
     }
 
 
-def event_id_of(value: bytes | None) -> str | None:
-    """The event id an output names: ``eventId`` / ``event_id`` of a JSON object, or of an Avro audit record.
-
-    Both spellings, because the domains keep their upstream's casing."""
-    if not value:
-        return None
-    try:
-        doc = decode_single_object(value)[1] if value.startswith(SINGLE_OBJECT_MAGIC) else orjson.loads(value)
-    except (RecordError, orjson.JSONDecodeError):
-        return None
-    if not isinstance(doc, dict):
-        return None
-    found = doc.get("eventId", doc.get("event_id"))
-    return None if found is None else str(found)
-
-
 def distinct_accepted(scenario: Scenario, records: Sequence[Rec]) -> list[tuple[Rec, str]]:
     """The records that produce a primary output, once per event id, with that id: what latency can track."""
     rules = scenario.rules
@@ -108,7 +88,7 @@ def distinct_accepted(scenario: Scenario, records: Sequence[Rec]) -> list[tuple[
         seen.add(processed.event_id)
         primary = [e for e in emits if e.topic in scenario.primary_topics and e.value is not None]
         if primary:
-            event_id = event_id_of(encode_value(primary[0].value))
+            event_id = scenario.source.event_id_of(encode_value(primary[0].value))
             if event_id is not None:
                 out.append(((key, value, headers), event_id))
     return out

@@ -22,6 +22,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+import orjson
+
+from app.core.avro import SINGLE_OBJECT_MAGIC, decode_single_object
+from app.core.errors import RecordError
 from app.core.records import Headers, RawRecord
 
 #: What the worker must do with a record: accept it, pass it on untouched (a known-unknown upstream event), or
@@ -135,6 +139,21 @@ class Traffic:
         self.oracle(self.records, seen, verdict)
 
 
+def named_event_id(value: bytes | None) -> str | None:
+    """The event id an output names: ``eventId`` / ``event_id`` of a JSON object, or of an Avro single-object
+    record. Both spellings, because the domains keep their upstream's casing."""
+    if not value:
+        return None
+    try:
+        doc = decode_single_object(value)[1] if value.startswith(SINGLE_OBJECT_MAGIC) else orjson.loads(value)
+    except (RecordError, orjson.JSONDecodeError):
+        return None
+    if not isinstance(doc, dict):
+        return None
+    found = doc.get("eventId", doc.get("event_id"))
+    return None if found is None else str(found)
+
+
 #: Valid documents a fuzzer may break: (event type travelling in the header, or None; the decoded body).
 Document = tuple[str | None, dict[str, Any]]
 
@@ -147,6 +166,7 @@ class TrafficSource:
     bytes on every run), redeliveries and broken records included, with their oracle. ``documents(rng)``: valid
     bodies for the hostile fuzzer to break. ``description`` and ``primary_topics`` are the bench's: latency is
     measured on the primary outputs, the ones every accepted event has and that name its event id.
+    ``event_id_of`` reads the event id a primary output names (:func:`named_event_id` by default).
     ``bench_records``: the backlog of a quick and of a full bench run (light records need more for a steady
     measure).
     """
@@ -155,6 +175,7 @@ class TrafficSource:
     documents: Callable[[random.Random], list[Document]]
     description: str
     primary_topics: tuple[str, ...]
+    event_id_of: Callable[[bytes | None], str | None] = named_event_id
     bench_records: tuple[int, int] = (1500, 5000)
 
 
