@@ -27,13 +27,13 @@ from app.core.codecs import decode_json_object
 from app.core.errors import DecodeError
 from app.core.paths import SAMPLES_DIR
 from app.core.records import EVENT_TYPE_HEADER, content_event_id, load_samples
-from app.domains.vome.crm import ENSURE, command_id
+from app.domains.vome.crm import ENSURE, SOURCE
 from app.domains.vome.generate import Generated, generate_with_secrets, invalid_variants
 from app.domains.vome.rules import TRIGGERS
 from app.domains.vome.views import VOLUNTEER_PATH, WEBHOOK_PATH
 from app.ingress.webhooks import SIGNATURE_HEADER, sign
 from app.settings import Settings
-from app.sinks.crm.commands import CrmCommand
+from app.sinks.crm.commands import CrmCommand, command_id
 from tests.worker import Deployment, Worker, produce, read_all, wait_until
 
 pytestmark = pytest.mark.integration
@@ -293,7 +293,9 @@ def test_samples_secrets_and_erasure_through_the_webhook(deployment: Deployment)
     # volunteer's first activity-like command (when no profile came first), the contact it ensures.
     records = read_all(s, "crm.commands")
     commands = [(r.key.decode(), CrmCommand.model_validate_json(r.value)) for r in records]
-    ensures = [c for _, c in commands if c.command_id == command_id(c.source_event_id, ENSURE, c.contact_id)]
+    ensures = [
+        c for _, c in commands if c.command_id == command_id(SOURCE, c.source_event_id, ENSURE, c.contact_id)
+    ]
     own = [(k, c) for k, c in commands if c not in ensures]
     assert Counter(c.source_event_id for _, c in own) == Counter(dict.fromkeys(event_ids, 1))
     for key, c in own:

@@ -14,12 +14,12 @@ from app.core.codecs import encode_json
 from app.core.errors import DecodeError, EnrichError, RecordError, ValidationFailed
 from app.core.records import Processed, RawRecord
 from app.domains.appointments import generate
-from app.domains.appointments.crm import CRM_TOPIC, crm_commands
+from app.domains.appointments.crm import crm_commands
 from app.domains.appointments.enrich import pick_translation
 from app.domains.appointments.models import Translation
 from app.domains.appointments.rules import ENRICHED_TOPIC, RULES, key_of
 from app.domains.appointments.state import HISTORY_LIMIT, fold_appointment
-from app.sinks.crm.commands import CrmCommand
+from app.sinks.crm.commands import CRM_TOPIC, CrmCommand, as_emit
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 APPOINTMENT_ID = "apt-7c1e9d42-0b3a-4f6e-8d21-5a9c3e7b1f60"
@@ -207,7 +207,7 @@ def test_key_of() -> None:
 
 
 def commands(value: dict[str, Any]) -> list[CrmCommand]:
-    emits = crm_commands(value)
+    emits = [as_emit(c) for c in crm_commands(value)]
     assert all(e.topic == CRM_TOPIC for e in emits)
     parsed = [CrmCommand.model_validate(e.value) for e in emits]
     assert [e.key for e in emits] == [c.contact_id for c in parsed]

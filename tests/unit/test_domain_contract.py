@@ -200,3 +200,34 @@ def test_a_sixth_domain_joins_the_bench_the_mix_and_the_asyncapi_document() -> N
     doc = document(cat, Settings(broker="", topic_prefix="", security_protocol="PLAINTEXT"))
     assert {c["address"] for c in doc["channels"].values()} == set(cat.topics)
     assert {"Thing", "Total"} <= doc["components"]["schemas"].keys()
+
+
+def test_every_domain_builds_crm_commands_with_the_one_idempotency_rule() -> None:
+    """Both sources name themselves in the key: an event id is unique only within its upstream."""
+    from app.domains.appointments.crm import SOURCE as APPOINTMENTS
+    from app.domains.appointments.crm import crm_commands
+    from app.domains.vome.crm import SOURCE as VOME
+    from app.domains.vome.crm import commands_for
+    from app.sinks.crm.commands import command_id
+
+    when = "2025-06-02T12:00:00+00:00"
+    appointment = {
+        "event_id": "e1",
+        "updated_at": when,
+        "customer": {"email": "a@example.org"},
+        "start": when,
+        "end": when,
+        "status": "ACCEPTED",
+        "event_type": "ACCEPT",
+        "meeting_type": "VIDEO",
+        "appointment_id": "apt-1",
+    }
+    built = [*crm_commands(appointment)]
+    vome = {"event_id": "e1", "trigger": "profile.archived", "user_id": "a@example.org", "data": {}}
+    built += commands_for(vome, datetime(2025, 6, 2, tzinfo=UTC))
+    for c in built:
+        assert c.command_id == command_id(c.source, c.source_event_id, c.op, c.contact_id)
+    assert {c.source for c in built} == {APPOINTMENTS, VOME}
+    assert command_id(APPOINTMENTS, "e1", "contact.upsert", "x") != command_id(
+        VOME, "e1", "contact.upsert", "x"
+    )

@@ -11,13 +11,13 @@ import pytest
 
 from app.core.errors import EnrichError, RecordError, ValidationFailed
 from app.core.records import EVENT_TYPE_HEADER, Emit, Processed, RawRecord, content_event_id
-from app.domains.vome.crm import command_id
+from app.domains.vome.crm import SOURCE
 from app.domains.vome.enrich import approved_hours, onboarding
 from app.domains.vome.generate import document, generate, person
 from app.domains.vome.models import Booking, SequenceAssignment
 from app.domains.vome.rules import RULES, TOPICS, TRIGGERS, entity_id_of, key_of, process, route
 from app.domains.vome.state import FEED_TOPIC
-from app.sinks.crm.commands import CrmCommand
+from app.sinks.crm.commands import CrmCommand, command_id
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 SAMPLES = {s.event_type: json.loads(s.value) for s in RULES.samples()}
@@ -210,7 +210,7 @@ def test_route_sends_projection_feed_and_one_crm_command_keyed_by_user(trigger: 
     assert command.contact_id == user
     assert command.source == "vome" and command.source_event_id == processed.event_id
     assert command.issued_at == NOW
-    assert command.command_id == command_id(processed.event_id, command.op, user)
+    assert command.command_id == command_id(SOURCE, processed.event_id, command.op, user)
 
 
 def test_profile_deletion_erases_everywhere_and_projects_nothing() -> None:
@@ -245,7 +245,7 @@ def test_activity_like_events_carry_the_contact_they_ensure_with_identity_fields
         "phone": "+420 777 123 456",
         "source_system": "vome",
     }
-    assert ensure.command_id == command_id(processed.event_id, "contact.ensure", str(processed.key))
+    assert ensure.command_id == command_id(SOURCE, processed.event_id, "contact.ensure", str(processed.key))
     assert ensure.command_id not in {c.command_id for c in commands(emits)}
     # the identity goes to the CRM only: the published projection keeps the volunteer's id alone
     projection = json.dumps(emits[0].value)

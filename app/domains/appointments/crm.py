@@ -14,21 +14,25 @@ properties (the CRM's e-mail property is that same identifier). When no id of th
 name the first one anyway and the CRM sink dead-letters them (``CRM-ID-TOO-LONG`` on ``crm.deadletter``); an
 appointment id too long for an activity costs only the ``activity.upsert``.
 
-Command ids are a hash of (event id, operation, contact): a redelivered event yields the same ids, which the
-CRM sink uses as idempotency keys. ``issued_at`` is the appointment's ``updatedAt``, the upstream's own clock.
+Commands are built as every domain builds them (:func:`~app.sinks.crm.commands.crm_command`, one idempotency-key
+rule); ``issued_at`` is the appointment's ``updatedAt``, the upstream's own clock.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from app.core.records import Emit
-from app.sinks.crm.commands import MAX_CRM_ID, ActivityStatus, CrmCommand, IdProperty, PropertyValue
+from app.sinks.crm.commands import (
+    MAX_CRM_ID,
+    ActivityStatus,
+    CrmCommand,
+    IdProperty,
+    PropertyValue,
+    crm_command,
+)
 
-CRM_TOPIC = "crm.commands"
 SOURCE = "appointments"
 DEFAULT_TITLE = "Appointment"
 
@@ -65,11 +69,7 @@ def contact_of(customer: Mapping[str, Any] | None) -> tuple[str, IdProperty] | N
     return next((n for n in named if len(n[0]) <= MAX_CRM_ID), named[0] if named else None)
 
 
-def command_id(event_id: str, op: str, contact_id: str) -> str:
-    return hashlib.sha256(f"{SOURCE}\x00{event_id}\x00{op}\x00{contact_id}".encode()).hexdigest()
-
-
-def crm_commands(enriched: Mapping[str, Any]) -> list[Emit]:
+def crm_commands(enriched: Mapping[str, Any]) -> list[CrmCommand]:
     """contact.upsert then activity.upsert, keyed by the contact id; nothing without a nameable customer."""
     contact = contact_of(enriched.get("customer"))
     if contact is None:
@@ -84,33 +84,32 @@ def crm_commands(enriched: Mapping[str, Any]) -> list[Emit]:
     external_id = customer.get("external_id") or (contact_id if id_property == "external_id" else None)
     if external_id:
         contact_properties["external_id"] = external_id
-    upsert = CrmCommand(
-        command_id=command_id(event_id, "contact.upsert", contact_id),
-        op="contact.upsert",
-        contact_id=contact_id,
-        id_property=id_property,
+    activity: dict[str, PropertyValue] = {
+        "title": enriched.get("subject_name") or DEFAULT_TITLE,
+        "start": enriched["start"],
+        "end": enriched["end"],
+        "status": activity_status(enriched["status"], enriched["event_type"]),
+        "meeting_type": enriched["meeting_type"],
+        "kind": "appointment",
+        "source_system": SOURCE,
+    }
+    upsert = crm_command(
+        SOURCE,
+        event_id,
+        "contact.upsert",
+        contact_id,
+        issued_at,
         properties=contact_properties,
-        source=SOURCE,
-        source_event_id=event_id,
-        issued_at=issued_at,
+        id_property=id_property,
     )
-    activity = CrmCommand(
-        command_id=command_id(event_id, "activity.upsert", contact_id),
-        op="activity.upsert",
-        contact_id=contact_id,
+    meeting = crm_command(
+        SOURCE,
+        event_id,
+        "activity.upsert",
+        contact_id,
+        issued_at,
+        properties=activity,
         id_property=id_property,
         activity_id=str(enriched["appointment_id"]),
-        properties={
-            "title": enriched.get("subject_name") or DEFAULT_TITLE,
-            "start": enriched["start"],
-            "end": enriched["end"],
-            "status": activity_status(enriched["status"], enriched["event_type"]),
-            "meeting_type": enriched["meeting_type"],
-            "kind": "appointment",
-            "source_system": SOURCE,
-        },
-        source=SOURCE,
-        source_event_id=event_id,
-        issued_at=issued_at,
     )
-    return [Emit(CRM_TOPIC, contact_id, c.model_dump(mode="json")) for c in (upsert, activity)]
+    return [upsert, meeting]

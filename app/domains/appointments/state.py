@@ -28,6 +28,7 @@ from typing import Any
 
 from app.core.records import Folded
 from app.domains.appointments.crm import crm_commands
+from app.sinks.crm.commands import as_emit
 
 TABLE = "appointments"
 HISTORY_LIMIT = 100
@@ -99,4 +100,4 @@ def fold_appointment(state: Any, value: Any, now: datetime) -> Folded:
         "stale_count": previous["stale_count"],
         "history": _with_entry(previous["history"], entry),
     }
-    return Folded(applied, crm_commands(value))
+    return Folded(applied, [as_emit(c) for c in crm_commands(value)])

@@ -26,11 +26,10 @@ enriched record, which holds allow-listed data only.
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 from typing import Any
 
-from app.sinks.crm.commands import CommandOp, CrmCommand, PropertyValue
+from app.sinks.crm.commands import CommandOp, CrmCommand, PropertyValue, crm_command
 from app.sinks.crm.properties import CONTACT_TYPES, value_error
 
 SOURCE = "vome"
@@ -45,11 +44,6 @@ IDENTITY_PROPERTIES: dict[str, str] = {
 ACTIVITY_KIND = "volunteer_shift"
 
 
-def command_id(event_id: str, op: str, contact_id: str) -> str:
-    """Same delivery, same op, same contact -> same id: the CRM sink's idempotency key."""
-    return hashlib.sha256(f"{event_id}\x00{op}\x00{contact_id}".encode()).hexdigest()
-
-
 def _command(
     enriched: dict[str, Any],
     op: CommandOp,
@@ -57,16 +51,14 @@ def _command(
     properties: dict[str, PropertyValue],
     activity_id: str | None = None,
 ) -> CrmCommand:
-    contact = enriched["user_id"]
-    return CrmCommand(
-        command_id=command_id(enriched["event_id"], op, contact),
-        op=op,
-        contact_id=contact,
-        activity_id=activity_id,
+    return crm_command(
+        SOURCE,
+        enriched["event_id"],
+        op,
+        enriched["user_id"],
+        now,
         properties=properties,
-        source=SOURCE,
-        source_event_id=enriched["event_id"],
-        issued_at=now,
+        activity_id=activity_id,
     )
 
 
@@ -87,15 +79,14 @@ def ensure_command(enriched: dict[str, Any], identity: dict[str, Any], now: date
         if valid:
             props[name] = value
     props["source_system"] = SOURCE
-    user = enriched["user_id"]
-    return CrmCommand(
-        command_id=command_id(enriched["event_id"], ENSURE, user),
-        op="contact.upsert",
-        contact_id=user,
+    return crm_command(
+        SOURCE,
+        enriched["event_id"],
+        "contact.upsert",
+        enriched["user_id"],
+        now,
         properties=props,
-        source=SOURCE,
-        source_event_id=enriched["event_id"],
-        issued_at=now,
+        role=ENSURE,
     )
 
 

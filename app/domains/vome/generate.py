@@ -27,7 +27,8 @@ from app.domains.vome.crm import SOURCE
 from app.domains.vome.enrich import TRIGGERS, family_of
 from app.domains.vome.privacy import leaving_pointers
 from app.domains.vome.rules import TOPICS
-from app.domains.vome.state import CRM_TOPIC, FEED_TOPIC, fold_volunteer
+from app.domains.vome.state import FEED_TOPIC, fold_volunteer
+from app.sinks.crm.commands import CRM_TOPIC
 
 EPOCH = datetime(2025, 3, 3, 8, 0, tzinfo=UTC)
 

@@ -50,11 +50,10 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from app.core.clock import iso
 from app.core.records import Emit, Folded, Processed
 from app.core.validation import validate
-from app.sinks.crm.commands import CrmCommand
+from app.sinks.crm.commands import CrmCommand, as_emit
 
 FEED_TOPIC = "vome.volunteers.feed"
 SNAPSHOT_TOPIC = "vome.volunteers"
-CRM_TOPIC = "crm.commands"
 
 
 class FeedValue(BaseModel):
@@ -198,7 +197,7 @@ def render(state: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _commands(commands: list[CrmCommand]) -> list[Emit]:
-    return [Emit(CRM_TOPIC, c.contact_id, c.model_dump(mode="json")) for c in commands]
+    return [as_emit(c) for c in commands]
 
 
 def fold_volunteer(state: dict[str, Any] | None, value: Any, now: datetime) -> Folded:

@@ -8,10 +8,13 @@ contact sit in one partition, in order.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from app.core.records import Emit
 
 CommandOp = Literal[
     "contact.upsert", "contact.archive", "contact.erase", "activity.upsert", "activity.delete"
@@ -107,3 +110,46 @@ class CrmCommand(BaseModel):
         if self.op.startswith("activity.") and not self.activity_id:
             raise ValueError(f"{self.op} needs an activity_id")
         return self
+
+
+#: The topic every domain's commands go to (the sink's input).
+CRM_TOPIC = "crm.commands"
+
+
+def command_id(source: str, event_id: str, op: str, contact_id: str) -> str:
+    """The idempotency key, one rule for every domain: same source, event, operation and contact -> same id, so a
+    redelivered event's commands have no second effect. The source is part of it because event ids are only
+    unique within their upstream. ``op`` names the command's role in its event (Vome's ``contact.ensure`` beside
+    the event's own ``contact.upsert``)."""
+    return hashlib.sha256(f"{source}\x00{event_id}\x00{op}\x00{contact_id}".encode()).hexdigest()
+
+
+def crm_command(
+    source: str,
+    event_id: str,
+    op: CommandOp,
+    contact_id: str,
+    issued_at: datetime,
+    *,
+    properties: dict[str, PropertyValue] | None = None,
+    id_property: IdProperty = "vome_user_id",
+    activity_id: str | None = None,
+    role: str | None = None,
+) -> CrmCommand:
+    """A command as every domain builds it, its id from :func:`command_id` (``role`` when it is not ``op``)."""
+    return CrmCommand(
+        command_id=command_id(source, event_id, role or op, contact_id),
+        op=op,
+        contact_id=contact_id,
+        id_property=id_property,
+        activity_id=activity_id,
+        properties=properties or {},
+        source=source,
+        source_event_id=event_id,
+        issued_at=issued_at,
+    )
+
+
+def as_emit(command: CrmCommand) -> Emit:
+    """The record that carries ``command``: keyed by its contact, so one contact's commands stay in order."""
+    return Emit(CRM_TOPIC, command.contact_id, command.model_dump(mode="json"))
