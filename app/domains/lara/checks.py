@@ -35,6 +35,8 @@ from app.domains.lara.models import (
     MEMBER_STATUSES,
     PERIOD,
     USER_PROGRESS,
+    MemberStatuses,
+    StatusRange,
 )
 
 REQUIRED_ID = "LARA-1000"
@@ -221,3 +223,24 @@ def check(event_type: str, doc: dict[str, Any]) -> tuple[dict[str, Any], str | N
     elif event_type == MEMBER_STATUS_CHANGE:
         return out, _member_status_change(out)
     return out, None
+
+
+def check_range(status: StatusRange, path: str) -> None:
+    """A range ending before it starts (LARA-1010), reported at ``path``."""
+    if status.endDate is not None and status.endDate < status.startDate:
+        raise ValidationFailed(
+            "endDate must be on or after startDate", code=INVALID_DATE, path=f"{path}/endDate"
+        )
+
+
+def check_statuses(model: MemberStatuses) -> None:
+    """Every range of a full status set, and no two entries of one id in it (LARA-1008)."""
+    seen: set[str] = set()
+    for i, status in enumerate(model.statuses):
+        check_range(status, f"/statuses/{i}")
+        if status.entryId is not None:
+            if status.entryId in seen:
+                raise ValidationFailed(
+                    "entryId appears twice in the set", code=INVALID_ENTRY_ID, path=f"/statuses/{i}/entryId"
+                )
+            seen.add(status.entryId)

@@ -12,6 +12,7 @@ from typing import Any
 
 from app.core.clock import iso
 from app.core.errors import EnrichError
+from app.domains.lara.checks import check_range, check_statuses, normalise_id
 from app.domains.lara.models import (
     CREDITS,
     DURATION_UNITS,
@@ -19,6 +20,10 @@ from app.domains.lara.models import (
     REQUIREMENT_TYPES,
     Cycle,
     LocalizedText,
+    MemberStatusChange,
+    MemberStatuses,
+    MemberStatusUpdate,
+    NamedUser,
     Period,
     StatusRange,
     UserProgress,
@@ -202,3 +207,39 @@ def enrich_status(status: StatusRange) -> dict[str, Any]:
         "startDate": iso(status.startDate),
         "endDate": _opt_iso(status.endDate),
     }
+
+
+def _member(model: NamedUser, key: str) -> dict[str, Any]:
+    return {
+        "memberKey": key,
+        # the getmemberstatuses response names its user on each status only
+        "userId": model.userId or (key if normalise_id(key) is not None else None),
+        "customFieldAPIName": model.customFieldAPIName,
+        "customFieldValue": model.customFieldValue,
+    }
+
+
+def _statuses(model: MemberStatuses) -> list[dict[str, Any]]:
+    check_statuses(model)
+    return [enrich_status(s) for s in model.statuses]
+
+
+def enrich(event_type: str, model: Any, key: str | None, now: datetime) -> tuple[dict[str, Any], str]:
+    """The enriched body of a validated record and its key (``key``: the member key, for member records); the
+    rules across fields that need the model (LARA-1010, LARA-1008) run here, on the way."""
+    if isinstance(model, Cycle):
+        return enrich_cycle(model), model.cycleId
+    if isinstance(model, Period):
+        return enrich_period(model, now), model.cycleId
+    if isinstance(model, UserProgress):
+        return enrich_progress(model), model.memberId
+    assert key is not None
+    if isinstance(model, MemberStatuses):
+        return {**_member(model, key), "statuses": _statuses(model)}, key
+    if isinstance(model, MemberStatusUpdate):
+        check_range(model.status, "/status")
+        return {**_member(model, key), "entryId": model.entryId, "status": enrich_status(model.status)}, key
+    if isinstance(model, MemberStatusChange):
+        check_range(model.status, "/status")
+        return {**_member(model, key), "status": enrich_status(model.status)}, key
+    raise AssertionError(f"no enrichment for {event_type}")

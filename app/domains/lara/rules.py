@@ -35,15 +35,8 @@ from app.core.records import (
     load_samples,
 )
 from app.core.validation import validate
-from app.domains.lara.checks import (
-    INVALID_DATE,
-    INVALID_ENTRY_ID,
-    UNKNOWN_TYPE,
-    check,
-    is_api_name,
-    normalise_id,
-)
-from app.domains.lara.enrich import enrich_cycle, enrich_period, enrich_progress, enrich_status
+from app.domains.lara.checks import UNKNOWN_TYPE, check, is_api_name, normalise_id
+from app.domains.lara.enrich import enrich
 from app.domains.lara.models import (
     CYCLE,
     EVENT_TYPES,
@@ -51,14 +44,6 @@ from app.domains.lara.models import (
     MODELS,
     PERIOD,
     USER_PROGRESS,
-    Cycle,
-    MemberStatusChange,
-    MemberStatuses,
-    MemberStatusUpdate,
-    NamedUser,
-    Period,
-    StatusRange,
-    UserProgress,
 )
 from app.domains.lara.state import (
     COMPLIANCE_FEED,
@@ -88,63 +73,13 @@ def event_type_of(raw: RawRecord) -> str:
     return event_type
 
 
-def _check_range(status: StatusRange, path: str) -> None:
-    if status.endDate is not None and status.endDate < status.startDate:
-        raise ValidationFailed(
-            "endDate must be on or after startDate", code=INVALID_DATE, path=f"{path}/endDate"
-        )
-
-
-def _member(model: NamedUser, key: str) -> dict[str, Any]:
-    return {
-        "memberKey": key,
-        # the getmemberstatuses response names its user on each status only
-        "userId": model.userId or (key if normalise_id(key) is not None else None),
-        "customFieldAPIName": model.customFieldAPIName,
-        "customFieldValue": model.customFieldValue,
-    }
-
-
-def _statuses(model: MemberStatuses) -> list[dict[str, Any]]:
-    seen: set[str] = set()
-    for i, status in enumerate(model.statuses):
-        _check_range(status, f"/statuses/{i}")
-        if status.entryId is not None:
-            if status.entryId in seen:
-                raise ValidationFailed(
-                    "entryId appears twice in the set", code=INVALID_ENTRY_ID, path=f"/statuses/{i}/entryId"
-                )
-            seen.add(status.entryId)
-    return [enrich_status(s) for s in model.statuses]
-
-
-def _enrich(event_type: str, model: Any, key: str | None, now: datetime) -> tuple[dict[str, Any], str]:
-    """The enriched body and the record's key."""
-    if isinstance(model, Cycle):
-        return enrich_cycle(model), model.cycleId
-    if isinstance(model, Period):
-        return enrich_period(model, now), model.cycleId
-    if isinstance(model, UserProgress):
-        return enrich_progress(model), model.memberId
-    assert key is not None
-    if isinstance(model, MemberStatuses):
-        return {**_member(model, key), "statuses": _statuses(model)}, key
-    if isinstance(model, MemberStatusUpdate):
-        _check_range(model.status, "/status")
-        return {**_member(model, key), "entryId": model.entryId, "status": enrich_status(model.status)}, key
-    if isinstance(model, MemberStatusChange):
-        _check_range(model.status, "/status")
-        return {**_member(model, key), "status": enrich_status(model.status)}, key
-    raise AssertionError(f"no enrichment for {event_type}")
-
-
 def process(raw: RawRecord, now: datetime) -> Processed:
     """Raw Lära record -> Processed, or a RecordError naming the code, the path and the rule."""
     event_type = event_type_of(raw)
     doc = decode_json_object(raw.value)
     checked, member_key = check(event_type, doc)
     model = validate(MODELS[event_type], checked)
-    body, key = _enrich(event_type, model, member_key, now)
+    body, key = enrich(event_type, model, member_key, now)
     event_id = content_event_id(event_type, doc)
     return Processed(
         event_id=event_id,

@@ -26,7 +26,7 @@ from app.core.records import (
 from app.core.validation import validate
 from app.domains.pismo.audit import EVENT_TYPE, audit_record, audit_schema, avro_datum, event_time
 from app.domains.pismo.models import CustomerOutgoing
-from app.domains.pismo.state import fold_phase, phase_key, phase_result
+from app.domains.pismo.state import PHASES_TABLE, fold_phase, phase_key, phase_result
 
 AUDIT_TOPIC = "audit.migration"
 FAILURES_TOPIC = "pismo.migration-failures"
@@ -73,7 +73,7 @@ RULES = DomainRules(
     name="pismo",
     process=process,
     route=route,
-    tables=[TableRule("phases", PHASE_FEED_TOPIC, fold_phase)],
+    tables=[TableRule(PHASES_TABLE, PHASE_FEED_TOPIC, fold_phase)],
     event_types=(EVENT_TYPE,),
     samples=lambda: load_samples("pismo"),
     key_of=key_of,

@@ -39,6 +39,8 @@ from app.core.clock import iso
 from app.core.errors import EnrichError
 from app.core.records import Folded
 
+#: the table this module folds, one row per migration phase
+PHASES_TABLE = "phases"
 STATUSES = ("SUCCESS", "FAIL")
 OPERATIONS = ("CREATION", "UPDATE", "NONE")
 #: The key of results without a phase. No phase id maps to it (see :func:`phase_key`).

@@ -14,8 +14,9 @@ from typing import Any
 
 from app.core.runtime import Runtime
 from app.core.web import authorized, table_query
+from app.domains.pismo.answers import held_partitions, local_phases, public_phase
 from app.domains.pismo.rules import RULES
-from app.domains.pismo.tables import PHASES_TABLE, held_partitions, local_phases, public_phase
+from app.domains.pismo.state import PHASES_TABLE
 
 PHASES_PATH = "/api/pismo/phases"
 PHASE_PATH = "/api/pismo/phases/{phase_key}"

@@ -36,7 +36,7 @@ from app.domains.vome.crm import commands_for, ensure_command
 from app.domains.vome.enrich import MODELS, TRIGGERS, Family, enrich, event_time, family_of
 from app.domains.vome.models import user_id
 from app.domains.vome.privacy import identity
-from app.domains.vome.state import FEED_TOPIC, feed_value, fold_volunteer
+from app.domains.vome.state import FEED_TOPIC, VOLUNTEERS_TABLE, feed_value, fold_volunteer
 
 __all__ = ["RULES", "TOPICS", "TRIGGERS", "entity_id_of", "key_of", "process", "route"]
 
@@ -114,7 +114,7 @@ RULES = DomainRules(
     name="vome",
     process=process,
     route=route,
-    tables=[TableRule("volunteers", FEED_TOPIC, fold_volunteer)],
+    tables=[TableRule(VOLUNTEERS_TABLE, FEED_TOPIC, fold_volunteer)],
     event_types=TRIGGERS,
     samples=lambda: load_samples("vome"),
     key_of=key_of,

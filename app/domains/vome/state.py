@@ -52,6 +52,8 @@ from app.core.records import Emit, Folded, Processed
 from app.core.validation import validate
 from app.sinks.crm.commands import CrmCommand, as_emit
 
+#: the table this module folds, fed by FEED_TOPIC
+VOLUNTEERS_TABLE = "volunteers"
 FEED_TOPIC = "vome.volunteers.feed"
 SNAPSHOT_TOPIC = "vome.volunteers"
 

@@ -10,12 +10,11 @@ erased volunteer (whose state is the erasure marker) is unknown, as on the topic
 from app.core.runtime import Runtime
 from app.core.web import table_query
 from app.domains.vome.rules import TRIGGERS, entity_id_of
-from app.domains.vome.state import render
+from app.domains.vome.state import VOLUNTEERS_TABLE, render
 from app.ingress.webhooks import WebhookSource, webhook
 
 WEBHOOK_PATH = "/webhooks/vome/{trigger}"
 VOLUNTEER_PATH = "/api/vome/volunteers/{userId}"
-VOLUNTEERS_TABLE = "volunteers"
 
 
 def register(runtime: Runtime) -> None:

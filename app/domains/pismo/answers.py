@@ -1,4 +1,4 @@
-"""Reading the ``phases`` table for HTTP answers: what a caller sees, and which part of the table is local.
+"""What the HTTP answers show of the ``phases`` table: what a caller sees, and which part of the table is local.
 
 The stored state keeps ``high_water`` (raw partition -> offset) for the fold's idempotency; it is bookkeeping
 about Kafka positions, not a fact about the migration, so answers leave it out.
@@ -11,7 +11,6 @@ from typing import Any
 
 import orjson
 
-PHASES_TABLE = "phases"
 _INTERNAL = frozenset({"high_water"})
 
 
