@@ -25,7 +25,8 @@ from app.core import deadletter as dl
 from app.core.avro import decode_confluent, decode_single_object, schema_from_json
 from app.core.kafka import partition_count
 from app.core.paths import SAMPLES_DIR
-from app.domains.pismo.generate import Generated, generate, reference_phase_counts
+from app.core.traffic import TrafficRecord
+from app.domains.pismo.generate import generate, reference_phase_counts
 from app.domains.pismo.views import PHASE_PATH, PHASES_PATH
 from tests.registry import TestRegistry
 from tests.worker import Deployment, Worker, produce, read_all, wait_until
@@ -92,18 +93,18 @@ def identity(value: bytes) -> str:
 class Expected:
     """The first delivery of every distinct valid event (what the audit must hold), by sha256 of its bytes."""
 
-    firsts: dict[str, Generated]
-    invalid: list[Generated]
+    firsts: dict[str, TrafficRecord]
+    invalid: list[TrafficRecord]
 
     @classmethod
-    def of(cls, records: list[Generated]) -> Expected:
+    def of(cls, records: list[TrafficRecord]) -> Expected:
         seen: set[str] = set()
-        firsts: dict[str, Generated] = {}
+        firsts: dict[str, TrafficRecord] = {}
         for g in records:
-            if g.valid and (ident := identity(g.value)) not in seen:
+            if g.code is None and (ident := identity(g.value)) not in seen:
                 seen.add(ident)
                 firsts[hashlib.sha256(g.value).hexdigest()] = g
-        return cls(firsts, [g for g in records if not g.valid])
+        return cls(firsts, [g for g in records if g.code is not None])
 
     @property
     def failures(self) -> set[str]:
@@ -146,7 +147,7 @@ def headers_of(rec: Any) -> dict[str, bytes]:
     return dict(rec.headers)
 
 
-def publish(d: Deployment, records: list[Generated]) -> None:
+def publish(d: Deployment, records: list[TrafficRecord]) -> None:
     produce(d.settings, "pismo.raw", [(g.key, g.value, []) for g in records])
 
 
@@ -205,7 +206,7 @@ def test_generated_traffic_gives_one_audit_record_per_distinct_valid_event(deplo
     want = {(g.key, g.value): g for g in expected.invalid}
     for rec in dead:
         g, h = want[(rec.key, rec.value)], headers_of(rec)
-        assert h[dl.CODE].decode() == g.expected_code, g.label
+        assert h[dl.CODE].decode() == g.code, g.label
         assert h[dl.PATH].decode() == EXPECTED_PATH[g.label], g.label
         assert h[dl.SOURCE_TOPIC] == deployment.topic("pismo.raw").encode()
 

@@ -506,13 +506,13 @@ def test_invalid_documents_fail_as_labelled() -> None:
 
 def test_traffic_records_behave_as_labelled() -> None:
     records = generate.traffic(random.Random(12), 40, invalid_rate=0.3, duplicate_rate=0.2)
-    assert {r.expected_code is None for r in records} == {True, False}
+    assert {r.code is None for r in records} == {True, False}
     assert any(r.label == "duplicate" for r in records)
     for r in records:
         raw = RawRecord(value=r.value, key=r.key)
-        if r.expected_code is None:
+        if r.code is None:
             assert RULES.process(raw, NOW).key == (r.key or b"").decode()
         else:
             with pytest.raises(RecordError) as info:
                 RULES.process(raw, NOW)
-            assert info.value.code == r.expected_code, r.label
+            assert info.value.code == r.code, r.label

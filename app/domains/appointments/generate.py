@@ -57,16 +57,6 @@ class Invalid:
     path: str
 
 
-@dataclass(frozen=True, slots=True)
-class Generated:
-    """One raw record to publish: ``expected_code`` is None for a record ``process`` must accept."""
-
-    value: bytes
-    key: bytes | None
-    expected_code: str | None
-    label: str
-
-
 def _id(rng: random.Random, prefix: str) -> str:
     return f"{prefix}-{uuid.UUID(int=rng.getrandbits(128), version=4)}"
 
@@ -553,40 +543,37 @@ def traffic(
     duplicate_rate: float = 0.05,
     invalid_rate: float = 0.02,
     shuffle: bool = False,
-) -> list[Generated]:
+) -> list[TrafficRecord]:
     """A raw stream: life cycles (in upstream order unless ``shuffle``), duplicates, and invalid records
     (labelled with their code, plus undecodable bytes) at random positions."""
     docs = life_cycles(rng, n_appointments)
     docs = shuffle_with_duplicates(rng, docs, duplicate_rate=duplicate_rate) if shuffle else docs
-    out: list[Generated] = []
+    out: list[TrafficRecord] = []
     breaks = invalid_documents(rng)
     for doc in docs:
         key = doc["data"]["appointment"]["id"].encode()
-        out.append(Generated(encode_json(doc), key, None, doc["data"]["eventType"]))
+        out.append(TrafficRecord(encode_json(doc), key, label=doc["data"]["eventType"]))
         if not shuffle and rng.random() < duplicate_rate:
-            out.append(Generated(encode_json(doc), key, None, "duplicate"))
+            out.append(TrafficRecord(encode_json(doc), key, label="duplicate"))
         if rng.random() < invalid_rate:
             if rng.random() < 0.1:
                 out.append(
-                    Generated(
-                        b'{"id": "wh-evt-truncated", "entity": "Appoint', None, "DECODE-JSON", "truncated"
+                    TrafficRecord.rejected(
+                        b'{"id": "wh-evt-truncated", "entity": "Appoint',
+                        None,
+                        "DECODE-JSON",
+                        label="truncated",
                     )
                 )
             else:
                 bad = rng.choice(breaks)
-                out.append(Generated(encode_json(bad.document), None, bad.code, bad.label))
+                out.append(TrafficRecord.rejected(encode_json(bad.document), None, bad.code, label=bad.label))
     return out
 
 
 # ---- the traffic protocol (app.core.traffic) -------------------------------------------------------------------
 #: what of an ``/api/appointments/{id}`` answer the reference says
 _ANSWERED = ("status", "event_id", "updated_at", "start", "applied_count", "stale_count")
-
-
-def as_traffic(g: Generated) -> TrafficRecord:
-    if g.expected_code is None:
-        return TrafficRecord(g.value, g.key, label=g.label)
-    return TrafficRecord.rejected(g.value, g.key, g.expected_code, label=g.label)
 
 
 def _judge(records: Sequence[TrafficRecord], seen: Observed, verdict: Verdict) -> None:
@@ -607,7 +594,7 @@ def _judge(records: Sequence[TrafficRecord], seen: Observed, verdict: Verdict) -
 def _traffic(rng: random.Random, n: int, now: datetime) -> Traffic:
     # four webhooks per life cycle, so n // 4 + 1 appointments always give more than n. Upstream order: the
     # generator's duplicates arrive right behind their original, as retried deliveries do.
-    return Traffic([as_traffic(g) for g in traffic(rng, n // 4 + 1)], _judge)
+    return Traffic(traffic(rng, n // 4 + 1), _judge)
 
 
 TRAFFIC = TrafficSource(

@@ -16,7 +16,6 @@ import uuid
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -47,20 +46,6 @@ _FAIL = (
 )
 _OPERATIONS = ("CREATION", "UPDATE")
 _EPOCH = datetime(2021, 8, 1, tzinfo=UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class Generated:
-    """One raw record to publish: ``expected_code`` is None for a record ``process`` must accept."""
-
-    value: bytes
-    key: bytes | None
-    expected_code: str | None
-    label: str
-
-    @property
-    def valid(self) -> bool:
-        return self.expected_code is None
 
 
 def _uuid(rng: random.Random) -> str:
@@ -169,23 +154,23 @@ INVALID_VARIANTS: dict[str, tuple[str, Mutation]] = {
 }
 
 
-def invalid_record(rng: random.Random) -> Generated:
+def invalid_record(rng: random.Random) -> TrafficRecord:
     label = rng.choice(sorted(INVALID_VARIANTS))
     code, mutate = INVALID_VARIANTS[label]
     doc = valid_event(rng)
     key = _key(doc)
     out = mutate(doc, rng)
     value = out if isinstance(out, bytes) else serialise(out, rng)
-    return Generated(value=value, key=key, expected_code=code, label=label)
+    return TrafficRecord.rejected(value, key, code, label=label)
 
 
 def generate(
     rng: random.Random, n: int, *, invalid_ratio: float = 0.1, duplicate_ratio: float = 0.05
-) -> list[Generated]:
+) -> list[TrafficRecord]:
     """``n`` records: about ``invalid_ratio`` invalid, about ``duplicate_ratio`` repeats of earlier valid ones
     (half the same bytes, half the same content re-serialised)."""
-    out: list[Generated] = []
-    valid: list[Generated] = []
+    out: list[TrafficRecord] = []
+    valid: list[TrafficRecord] = []
     for _ in range(n):
         roll = rng.random()
         if roll < invalid_ratio:
@@ -193,24 +178,22 @@ def generate(
         elif roll < invalid_ratio + duplicate_ratio and valid:
             original = rng.choice(valid)
             if rng.random() < 0.5:
-                out.append(Generated(original.value, original.key, None, "duplicate"))
+                out.append(TrafficRecord(original.value, original.key, label="duplicate"))
             else:
-                doc = orjson.loads(original.value)
-                shuffled = dict(sorted(doc.items(), reverse=True))
-                value = orjson.dumps(
-                    shuffled, option=0 if original.value.startswith(b"{\n") else orjson.OPT_INDENT_2
-                )
-                out.append(Generated(value, original.key, None, "reformatted-duplicate"))
+                body = original.value or b""
+                shuffled = dict(sorted(orjson.loads(body).items(), reverse=True))
+                value = orjson.dumps(shuffled, option=0 if body.startswith(b"{\n") else orjson.OPT_INDENT_2)
+                out.append(TrafficRecord(value, original.key, label="reformatted-duplicate"))
         else:
             doc = valid_event(rng)
-            record = Generated(serialise(doc, rng), _key(doc), None, "valid")
+            record = TrafficRecord(serialise(doc, rng), _key(doc), label="valid")
             valid.append(record)
             out.append(record)
     return out
 
 
 def as_raw_records(
-    records: Iterable[Generated],
+    records: Iterable[TrafficRecord],
     *,
     topic: str = "pismo.raw",
     partitions: int = 6,
@@ -226,7 +209,7 @@ def as_raw_records(
     return out
 
 
-def reference_phase_counts(records: Iterable[Generated]) -> dict[str, dict[str, dict[str, int]]]:
+def reference_phase_counts(records: Iterable[TrafficRecord]) -> dict[str, dict[str, dict[str, int]]]:
     """What the ``phases`` table must count: each distinct valid event once, by phase, operation and status.
 
     Written from the generator's own labels and the standard-library JSON parser, not from the rules, so it
@@ -235,9 +218,9 @@ def reference_phase_counts(records: Iterable[Generated]) -> dict[str, dict[str, 
     seen: set[str] = set()
     counts: dict[str, dict[str, dict[str, int]]] = {}
     for g in records:
-        if not g.valid:
+        if g.code is not None:
             continue
-        doc = json.loads(g.value)
+        doc = json.loads(g.value or b"")
         identity = json.dumps(doc, sort_keys=True, separators=(",", ":"))
         if identity in seen:
             continue
@@ -253,28 +236,21 @@ def reference_phase_counts(records: Iterable[Generated]) -> dict[str, dict[str, 
 
 
 # ---- the traffic protocol (app.core.traffic) -------------------------------------------------------------------
-def as_traffic(g: Generated) -> TrafficRecord:
-    if g.expected_code is None:
-        return TrafficRecord(g.value, g.key, label=g.label)
-    return TrafficRecord.rejected(g.value, g.key, g.expected_code, label=g.label)
-
-
-def first_deliveries(records: Iterable[Generated]) -> dict[str, Generated]:
+def first_deliveries(records: Iterable[TrafficRecord]) -> dict[str, TrafficRecord]:
     """The first delivery of every distinct valid event (what the audit must hold), by sha256 of its bytes."""
     seen: set[str] = set()
-    firsts: dict[str, Generated] = {}
+    firsts: dict[str, TrafficRecord] = {}
     for g in records:
-        if (
-            g.valid
-            and (identity := json.dumps(json.loads(g.value), sort_keys=True, separators=(",", ":")))
-            not in seen
-        ):
+        if g.code is not None or g.value is None:
+            continue
+        identity = json.dumps(json.loads(g.value), sort_keys=True, separators=(",", ":"))
+        if identity not in seen:
             seen.add(identity)
             firsts[hashlib.sha256(g.value).hexdigest()] = g
     return firsts
 
 
-def _oracle(records: list[Generated]) -> Oracle:
+def _oracle(records: list[TrafficRecord]) -> Oracle:
     def judge(_: Sequence[TrafficRecord], seen: Observed, verdict: Verdict) -> None:
         firsts = first_deliveries(records)
         verdict.expected = len(firsts)
@@ -293,7 +269,7 @@ def _oracle(records: list[Generated]) -> Oracle:
 
 def _traffic(rng: random.Random, n: int, now: datetime) -> Traffic:
     records = generate(rng, n)
-    return Traffic([as_traffic(g) for g in records], _oracle(records))
+    return Traffic(records, _oracle(records))
 
 
 TRAFFIC = TrafficSource(
