@@ -1,1 +1,2 @@
-"""One package per upstream system. The app lists them explicitly in ``app.main.DOMAINS``."""
+"""One package per upstream system, each exporting its ``DOMAIN`` (:mod:`app.core.domain`); the catalog's
+``domains:`` section names the packages, and nothing else does."""
