@@ -48,7 +48,9 @@ class TrafficRecord:
 
     def __post_init__(self) -> None:
         if (self.outcome == "dead-lettered") != (self.code is not None):
-            raise ValueError(f"a {self.outcome} record {'needs' if self.code is None else 'has no'} code")
+            raise ValueError(
+                f"{self.outcome} record: {'needs an error code' if self.code is None else 'takes no code'}"
+            )
 
     @classmethod
     def rejected(
