@@ -1,4 +1,4 @@
-"""The fetch guard (app/core/fetchguard.py) against the broker: a Faust worker whose partitions are sought back to
+"""The fetch guard (app/core/runtime/fetchguard.py) against the broker: a Faust worker whose partitions are sought back to
 their committed offsets again and again while it is busy (what every rebalance does) still processes every record
 and commits to the end. Faust's own consumer fails here: a batch fetched before a seek is delivered after it,
 and the refetches of the records between the seek and that batch are dropped as already read, so the commit stalls
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from app.core.fetchguard import SCHEME
+from app.core.runtime.fetchguard import SCHEME
 from tests.faust_run import FaustRun
 from tests.kafka_helpers import create_topics, produce, wait_for
 

@@ -28,7 +28,7 @@ from aiokafka.errors import ProducerFenced, TopicAlreadyExistsError
 from app.core.dedupe import stamp
 from app.core.kafka import group_lag, raw_of
 from app.core.records import DomainRules
-from app.core.runtime import Runtime
+from app.core.runtime.worker import Runtime
 
 log = logging.getLogger("switchyard.eos")
 
@@ -55,7 +55,7 @@ class TransactionalStage:
 
     # ---- lifecycle -----------------------------------------------------------------------------------------
     def register(self) -> None:
-        self.rt.app.task(self.run)
+        self.rt.task(self.run)
         self.rt.lag_sources.append(self.lag)
 
     async def run(self) -> None:

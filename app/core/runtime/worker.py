@@ -1,9 +1,12 @@
 """The worker runtime: every catalog domain's pure rules on the one stage engine, driven by Faust agents.
 
+:class:`Runtime` is also the facade the rest of the app uses instead of Faust (pages, background tasks, shutdown
+hooks, table ownership): only the :mod:`app.core.runtime` package imports Faust.
+
 Stage one (per domain): raw topic -> :meth:`Engine.stage_one` -> emits acknowledged -> dedupe marks stored. Stage
 two (per :class:`~app.core.records.TableRule`): feed topic -> :meth:`Engine.fold` -> emits acknowledged -> table
 writes stored. The catalog's ``exactly_once`` flag picks the stage-one driver: this module's at-least-once agent,
-or :class:`app.core.eos.TransactionalStage` on Kafka transactions; both run the same step and the same
+or :class:`app.core.runtime.eos.TransactionalStage` on Kafka transactions; both run the same step and the same
 :class:`~app.core.engine.Accounting`.
 
 Why the agents do not use ``Topic.send`` or ``table[key] = value``: per record, ``Topic.send`` awaits the app's
@@ -18,9 +21,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import faust
 import orjson
@@ -134,6 +137,14 @@ class DomainTable:
     def get(self, key: str) -> Any:
         return self.io.get(key)
 
+    def held_partitions(self, default_total: int) -> tuple[list[int], int]:
+        """The partitions of this table this worker owns (by its changelog topic) and how many there are in all."""
+        app = self.table.app
+        changelog = self.io.changelog
+        held = sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == changelog)
+        total = app.consumer.topic_partitions(changelog) or default_total
+        return held, int(total)
+
 
 class Runtime:
     """Owns one ``faust.App`` and wires domains into it. Built once per worker process."""
@@ -230,7 +241,7 @@ class Runtime:
     def register_domain(self, rules: DomainRules) -> None:
         """Stage one on the driver the catalog asks for, then one fold agent per table."""
         if self.catalog.domains[rules.name].exactly_once:
-            from app.core.eos import TransactionalStage  # eos builds on this module
+            from app.core.runtime.eos import TransactionalStage  # eos builds on this module
 
             TransactionalStage(self, rules).register()
         else:
@@ -325,6 +336,24 @@ class Runtime:
 
     def table(self, domain: str, name: str) -> DomainTable:
         return self.tables[(domain, name)]
+
+    # ---- facade: what views, the ingress and the sinks need of Faust ----------------------------------------
+    def page(self, path: str, name: str) -> Callable[[Any], Any]:
+        """Decorator serving a view ``async (view, request, **match) -> response`` at ``path`` (Faust's web)."""
+        return cast("Callable[[Any], Any]", self.app.page(path, name=name))
+
+    def task(self, run: Callable[[], Awaitable[None]]) -> None:
+        """Run ``run`` as a background task of the worker, started with it and stopped with it."""
+        self.app.task(run)
+
+    def on_shutdown(self, close: Callable[[], Awaitable[None]]) -> None:
+        """Await ``close`` when the worker stops, before Faust's own services stop (the producer among them)."""
+
+        async def handler(sender: Any, *args: Any, **kwargs: Any) -> None:
+            await close()
+
+        signal: Any = self.app.on_before_shutdown  # faust types handlers too narrowly for coroutines
+        signal.connect(handler)
 
 
 class _Worker(faust.Worker):

@@ -69,7 +69,7 @@ class CrmSinkService:
         self.committed: dict[Any, int] = {}
 
     def register(self) -> None:
-        self.rt.app.task(self.run)
+        self.rt.task(self.run)
         self.rt.lag_sources.append(self.lag)
 
     def lag(self) -> list[tuple[str, int, int]]:
