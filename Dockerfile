@@ -19,7 +19,7 @@ COPY samples ./samples
 # A real (non-editable) install: setup.py packs topics/, schemas/ and samples/ into the package as app/_data/.
 # The check runs from / so that it imports the installed package, not /src/app.
 RUN /opt/switchyard/bin/pip install . \
-    && cd / && /opt/switchyard/bin/python -c "from app.core import paths; from app.core.catalog import load_catalog; \
+    && cd / && /opt/switchyard/bin/python -c "from app import paths; from app.core.catalog import load_catalog; \
 assert paths.INSTALLED, paths.DATA_ROOT; load_catalog(); assert any(paths.SAMPLES_DIR.glob('*/*.json'))"
 
 FROM ${BASE_IMAGE}

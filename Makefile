@@ -1,6 +1,6 @@
 # Two commands for a fresh machine (each does its own set-up):
 #   make demo   embedded Kafka + worker + reference CRM + every domain's seed samples, then a summary
-#   make test   lint, types, then the whole test suite against a real Kafka broker
+#   make test   lint (ruff, import layers), types, then the whole test suite against a real Kafka broker
 # .ci/run calls `make test`.
 
 PYTHON ?= python3
@@ -32,6 +32,7 @@ demo: tools venv jars
 lint: venv
 	$(BIN)/ruff check app tests bench
 	$(BIN)/ruff format --check app tests bench
+	$(BIN)/lint-imports
 
 types: venv
 	$(BIN)/mypy

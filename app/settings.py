@@ -3,14 +3,45 @@ passed to whatever needs it; nothing else reads the environment."""
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from app.core.paths import STATE_DIR, TOPICS_DIR
-from app.sinks.crm.limiter import RateWindow, parse_windows
+from app.paths import STATE_DIR, TOPICS_DIR
+
+
+@dataclass(frozen=True, slots=True)
+class RateWindow:
+    """At most ``limit`` calls in any ``seconds``."""
+
+    limit: int
+    seconds: float
+
+    def __str__(self) -> str:
+        return f"{self.limit}/{self.seconds:g}s"
+
+
+_WINDOW = re.compile(r"^\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_windows(text: str) -> tuple[RateWindow, ...]:
+    """``"100/10s,100/60s"`` -> the windows; a ValueError naming the part that is not ``<calls>/<seconds>[unit]``
+    (units ``ms``, ``s``, ``m``, ``h``; seconds when omitted) or that has no calls or no time."""
+    out: list[RateWindow] = []
+    for part in text.split(","):
+        m = _WINDOW.match(part)
+        if not m:
+            raise ValueError(f"rate-limit window {part.strip()!r} is not <calls>/<seconds>[ms|s|m|h]")
+        window = RateWindow(int(m.group(1)), float(m.group(2)) * _UNIT[m.group(3) or "s"])
+        if window.limit < 1 or window.seconds <= 0:
+            raise ValueError(f"rate-limit window {part.strip()!r} needs at least 1 call and a time above 0")
+        out.append(window)
+    return tuple(out)
 
 
 class Settings(BaseSettings):

@@ -25,8 +25,8 @@ from aiokafka.admin import NewTopic
 
 from app.core.admin import partitions_of
 from app.core.catalog import Catalog
-from app.core.paths import ROOT
 from app.core.records import DomainRules, TableRule
+from app.paths import ROOT
 from app.procs import stop_process
 from app.settings import Settings
 from bench.kafka import (

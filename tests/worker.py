@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.core.paths import ROOT
+from app.paths import ROOT
 from app.procs import stop_process
 from app.settings import Settings
 

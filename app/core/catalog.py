@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from app.core.errors import ConfigError
-from app.core.paths import TOPICS_DIR
+from app.paths import TOPICS_DIR
 
 Role = Literal["raw", "output", "snapshot", "feed", "deadletter", "unhandled", "commands"]
 

@@ -169,7 +169,7 @@ def load_samples(domain: str) -> list[Sample]:
     File names are ``<event-type>--<label>.json`` for domains whose event type travels in a header, or
     ``<label>.json`` where the body names its own type. Sorted, so the demo publishes them in a stable order.
     """
-    from app.core.paths import SAMPLES_DIR
+    from app.paths import SAMPLES_DIR
 
     out: list[Sample] = []
     for path in sorted((SAMPLES_DIR / domain).glob("*.json")):

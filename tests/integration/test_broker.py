@@ -17,7 +17,7 @@ from aiokafka.errors import KafkaError
 from app import broker as broker_mod
 from app.broker import DEFAULT_KAFKA_VERSION, EmbeddedBroker, ensure_jars, kafka_version, port_is_free
 from app.core.errors import BrokerError
-from app.core.paths import ROOT
+from app.paths import ROOT
 from tests.conftest import SCRAM_USERS
 from tests.kafka_helpers import consume_all, create_topics, produce, wait_for
 

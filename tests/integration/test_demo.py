@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from app.core.catalog import load_catalog
-from app.core.paths import ROOT
 from app.core.records import load_samples
+from app.paths import ROOT
 from app.settings import Settings
 from app.sinks.crm.reference import CrmStore
 from tests.worker import Deployment

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from app.core.paths import ROOT
+from app.paths import ROOT
 from app.settings import Settings
 
 HEALTH_LIVE = "/health/live"

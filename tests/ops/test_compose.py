@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from app.broker import DEFAULT_KAFKA_VERSION
-from app.core.paths import ROOT
+from app.paths import ROOT
 from app.settings import Settings
 from tests.containers.broker import skip_or_fail
 from tests.containers.stack import compose_command

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
-from app.core.paths import ROOT
+from app.paths import ROOT
 from app.settings import Settings
 from tests.ops.settings_env import HEALTH_LIVE, HEALTH_READY, METRICS, served_paths, settings_env_names
 
