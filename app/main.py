@@ -18,6 +18,7 @@ from app.core.metrics import Metrics
 from app.core.registry import register_avro_topics
 from app.core.runtime import Runtime, build_faust_app, install_monitor, register_core_views
 from app.settings import Settings
+from app.sinks.crm.metrics import CrmMetrics
 
 log = logging.getLogger("switchyard")
 
@@ -57,10 +58,13 @@ def create_app(
     )
     register_core_views(runtime)
     discover(runtime)
+    # The CRM series are registered whether or not this worker runs the sink: the dashboard and alerts query
+    # them, and a worker without the sink shows zeros rather than "no data" (tests/ops/test_metric_names.py).
+    crm_metrics = CrmMetrics(runtime.metrics.registry)
     wants_crm = not settings.domain_filter or "crm" in settings.domain_filter
     if settings.crm_enabled and wants_crm and "crm.commands" in runtime.catalog.topics:
         from app.sinks.crm.service import CrmSinkService
 
-        CrmSinkService(runtime).register()
+        CrmSinkService(runtime, metrics=crm_metrics).register()
     install_monitor(runtime)
     return runtime
