@@ -174,7 +174,7 @@ async def drain(
     timed = [*names.values(), *repartition]
     log = dep.tmp / "quix.log"
     with log.open("ab") as out:
-        proc = subprocess.Popen(
+        proc = subprocess.Popen(  # noqa: ASYNC220 - starting it does not block; its waits are awaited
             [sys.executable, "-m", "bench.quixapp", rules.name, raw_topic, group, str(dep.tmp / "state")],
             env=dep.environ(),
             stdout=out,

@@ -70,6 +70,7 @@ if __name__ == "__main__":
     app.main()
 """
 
+ROOT = Path(__file__).resolve().parents[2]
 RECORDS = 2000
 
 
@@ -97,7 +98,7 @@ async def test_a_busy_worker_sought_back_again_and_again_processes_and_commits_e
         "COMPAT_OUT": str(tmp_path / "out.jsonl"),
         "GUARD_SCHEME": os.environ.get("SWITCHYARD_FETCHGUARD_SCHEME", SCHEME),
         "GUARD_SEEKS": "12",
-        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+        "PYTHONPATH": str(ROOT),
     }
     faust_runs.append(FaustRun(script, env, tmp_path / "faust.log", cwd=tmp_path))
     run = faust_runs[-1]

@@ -425,7 +425,7 @@ def test_coach_retention_keeps_the_latest_n_weeks_in_any_order() -> None:
 
 
 def test_coach_retention_must_keep_a_week() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="retention_weeks"):
         make_coach_fold(0)
 
 
