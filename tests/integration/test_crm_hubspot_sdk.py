@@ -238,7 +238,7 @@ async def test_several_windows_the_tightest_one_answers() -> None:
         httpx.AsyncClient(base_url=crm.url) as http,
     ):
         auth = {"Authorization": f"Bearer {TOKEN}"}
-        body = {"inputs": []}
+        body: dict[str, Any] = {"inputs": []}
         statuses = [
             (await http.post("/crm/v3/objects/contacts/batch/upsert", json=body, headers=auth))
             for _ in range(3)
@@ -313,7 +313,7 @@ def sdk_request(api: Any, method_name: str, *args: Any, **kw: Any) -> tuple[str,
 def command(i: int, op: str, contact: str, props: dict[str, Any] | None = None, **kw: Any) -> CrmCommand:
     return CrmCommand(
         command_id=f"sdk-{i:06d}",
-        op=op,  # type: ignore[arg-type]
+        op=op,
         contact_id=contact,
         properties=props or {},
         source="test",

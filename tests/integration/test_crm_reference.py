@@ -36,7 +36,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 def command(i: int, op: str, contact: str, props: dict[str, Any] | None = None, **kw: Any) -> CrmCommand:
     return CrmCommand(
         command_id=f"it-{i:06d}",
-        op=op,  # type: ignore[arg-type]
+        op=op,
         contact_id=contact,
         properties=props or {},
         source="test",

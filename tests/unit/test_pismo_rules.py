@@ -333,7 +333,7 @@ def run_pipeline(records: list[Generated]) -> tuple[dict[str, Any], Counter[str]
     tables: dict[str, Any] = {}
     for emit in [*feed, *feed[len(feed) // 2 :], *feed[-5:]]:
         key = emit.key
-        assert key is not None
+        assert isinstance(key, str)
         folded = fold_phase(tables.get(key), json.loads(orjson.dumps(emit.value)), NOW)
         if folded.changed:
             tables[key] = folded.state

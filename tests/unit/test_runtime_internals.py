@@ -20,6 +20,7 @@ from pathlib import Path
 import faust
 import pytest
 from faust.stores.rocksdb import Store as RocksDBStore
+from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
 from app.core.engine import Write
@@ -85,7 +86,7 @@ def test_the_consumer_is_seen_only_once_created_and_its_committed_offsets_are_re
 def test_the_fetch_loop_the_guard_overrides_is_still_faust_s(app: faust.App) -> None:
     consumer = app.consumer
     assert isinstance(consumer, fetchguard.GuardedConsumer)
-    base = fetchguard.faust_aiokafka.Consumer
+    base = faust_aiokafka.Consumer
     missing = [n for n in fetchguard.FAUST_INTERNALS if not (hasattr(base, n) or hasattr(consumer, n))]
     assert not missing, f"faust-streaming moved {missing}: re-check app/core/runtime/fetchguard.py"
     # The overridden methods must be the base class's own (an override of a method Faust no longer calls
