@@ -8,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test tools venv jars lint types pytest pytest-docker-broker bench clean
+.PHONY: demo test tools venv jars lock lint types pytest pytest-docker-broker bench clean
 
 # Python's venv module, a JDK and Maven: installed with apt-get when missing and root, else named (.ci/ensure-tools).
 tools:
@@ -25,6 +25,13 @@ venv: $(STAMP)
 # The broker's jars from Maven Central, cached under deploy/kafka/target/ (version: SWITCHYARD_KAFKA_VERSION).
 jars: $(STAMP)
 	$(BIN)/python -m app.broker --fetch-only
+
+# The image's dependencies, pinned with hashes (the Dockerfile installs this file with --require-hashes, so a
+# rebuild gets the same bytes). Re-run after changing [project].dependencies or to take upgrades; commit the result.
+# The project's build backend (setuptools) is pinned too: the image builds the wheel without build isolation.
+lock: venv
+	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --build-deps-for=wheel \
+		--no-emit-index-url --no-emit-find-links --output-file=requirements.lock pyproject.toml
 
 demo: tools venv jars
 	$(BIN)/switchyard demo --once
