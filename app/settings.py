@@ -1,5 +1,12 @@
-"""The one settings object. Built once (``Settings()`` reads ``SWITCHYARD_*`` from the environment), frozen, and
-passed to whatever needs it; nothing else reads the environment."""
+"""The worker's and the CLI's settings. Built once (``Settings()`` reads ``SWITCHYARD_*`` from the environment),
+frozen, and passed to whatever needs it.
+
+Two readers of the environment stand outside it, on purpose: the embedded broker (:mod:`app.broker`) reads
+``SWITCHYARD_KAFKA_VERSION`` (it is a development tool started before any settings exist, and the Kafka image
+build follows the same variable), and the bench (``bench/harness.py``) reads ``SWITCHYARD_BROKER`` to run
+against an external broker instead of starting one. This module imports nothing else of the app but
+:mod:`app.paths` (import-linter holds that: core builds on settings, not the other way round).
+"""
 
 from __future__ import annotations
 
@@ -51,7 +58,6 @@ class Settings(BaseSettings):
     broker: str = Field(
         "", description="bootstrap servers host:port[,host:port]; empty = start the embedded broker"
     )
-    kafka_version: str = Field("", description="embedded broker version (empty = app.broker's default)")
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
     sasl_username: str = ""
