@@ -1,7 +1,7 @@
 """HTTP plumbing shared by every domain: health, metrics, bearer auth, and owner-routed table queries.
 
-Faust's own ``/table`` (and router, graph, stats) endpoints are switched off in :mod:`app.core.runtime.faustapp`: they expose
-every table without auth. What is served is listed here and in each domain's ``views.py``.
+Faust's own ``/table`` (and router, graph, stats) endpoints are switched off in :mod:`.faustapp`: they expose every
+table without auth. What is served is listed here and in each domain's ``views.py``.
 """
 
 from __future__ import annotations
