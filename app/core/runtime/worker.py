@@ -19,6 +19,7 @@ offsets (so recovery and standbys are unchanged), one persisted offset per parti
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -359,12 +360,41 @@ class Runtime:
 class _Worker(faust.Worker):
     """Faust's worker without its terminal spinner. To spin on every log message, faust sets the root logger to
     DEBUG and filters at the handler, so at WARNING every debug call of aiokafka and Faust still built its record:
-    about 14 per event, 115-185 us of CPU. Here the root logger keeps the configured level."""
+    about 14 per event, 115-185 us of CPU. Here the root logger keeps the configured level. Once started, the
+    start-up heap is frozen (:func:`settle_heap`)."""
+
+    young_threshold = 0
 
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
         self.spinner = None
 
+    async def on_startup_finished(self) -> None:
+        await super().on_startup_finished()
+        settle_heap(self.young_threshold)
+
+
+def tune_gc(young_threshold: int) -> None:
+    """Collect the young generation every ``young_threshold`` allocations instead of every 700 (0: leave the
+    interpreter's thresholds). A worker's garbage is short-lived: a batch's records, events and futures live for
+    one step. At 700 they are still alive at most collections, get promoted, and the old generations' collections
+    then scan the whole heap: measured on a Phoenix drain, 12 full collections of up to 136 ms each and about a
+    fifth of the worker's CPU."""
+    if young_threshold:
+        gc.set_threshold(young_threshold, 20, 100)
+
+
+def settle_heap(young_threshold: int) -> None:
+    """Once the worker has started (modules imported, tables opened, first assignment done), move everything alive
+    into the permanent generation: the collector no longer scans start-up objects that live as long as the
+    process. Skipped with the interpreter's thresholds (``young_threshold`` 0), which keeps its whole policy."""
+    if young_threshold:
+        gc.collect()
+        gc.freeze()
+
 
 def run_worker(runtime: Runtime, log_level: str) -> None:
     """Run ``runtime``'s app as a worker process until SIGTERM/SIGINT."""
-    _Worker(runtime.app, loglevel=log_level.lower(), quiet=True).execute_from_commandline()
+    tune_gc(runtime.settings.gc_young_threshold)
+    worker = _Worker(runtime.app, loglevel=log_level.lower(), quiet=True)
+    worker.young_threshold = runtime.settings.gc_young_threshold
+    worker.execute_from_commandline()
