@@ -1,5 +1,5 @@
-"""The worker's garbage-collector policy (``runtime.tune_gc`` / ``settle_heap``): what it changes, and that 0 keeps
-the interpreter's own policy untouched."""
+"""The worker's garbage-collector policy (``runtime.worker.tune_gc`` / ``settle_heap``): what it changes, and
+that 0 keeps the interpreter's own policy untouched."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.core.runtime import settle_heap, tune_gc
+from app.core.runtime.worker import settle_heap, tune_gc
 from app.settings import Settings
 
 
