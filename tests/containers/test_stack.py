@@ -24,10 +24,11 @@ import pytest
 import yaml
 
 from app.core.catalog import Catalog, load_catalog
+from app.core.domain import load_domain
 from app.core.errors import RecordError
 from app.core.kafka import read_to_end
 from app.core.records import RawRecord
-from app.demo import BROKEN_JSON, domain_rules, publish
+from app.demo import BROKEN_JSON, publish
 from app.settings import Settings
 from tests.containers.broker import docker_or_skip, skip_or_fail
 from tests.containers.images import ImageError, MissingTool, all_images
@@ -117,7 +118,7 @@ def expected_outputs(catalog: Catalog) -> tuple[dict[str, set[bytes]], dict[str,
     keys: dict[str, set[bytes]] = {}
     dead: dict[str, int] = {}
     for domain in catalog.domains:
-        rules = domain_rules(catalog, domain)
+        rules = load_domain(catalog, domain).rules
         dead[domain] = 1  # the broken record
         for sample in rules.samples():
             raw = RawRecord(value=sample.value, headers=sample.headers, topic=catalog.raw_topic(domain).name)

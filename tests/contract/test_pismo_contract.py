@@ -256,7 +256,7 @@ class TestPismoContract(ContractSuite):
         checked = 0
         for g in generate(random.Random(2026), 600, invalid_ratio=0.5):
             try:
-                doc = json.loads(g.value)
+                doc = json.loads(g.value or b"")
             except ValueError:
                 continue
             if not isinstance(doc, dict) or g.code == "ENRICH-OUT-OF-RANGE":

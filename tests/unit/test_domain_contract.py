@@ -24,8 +24,8 @@ from app.asyncapi import document
 from app.core.catalog import Catalog, load_catalog
 from app.core.domain import Domain, domains, load_domain
 from app.core.errors import ConfigError
-from app.core.paths import ROOT
 from app.core.traffic import TrafficRecord
+from app.paths import ROOT
 from app.settings import Settings
 
 SIXTH = ROOT / "tests" / "integration" / "testdomain" / "catalog.yaml"
@@ -40,7 +40,7 @@ HARNESSES = tuple(
         "app/cli.py",
         "app/demo.py",
         "app/asyncapi.py",
-        *(str(p.relative_to(ROOT)) for p in sorted((ROOT / "app" / "core").glob("*.py"))),
+        *(str(p.relative_to(ROOT)) for p in sorted((ROOT / "app" / "core").rglob("*.py"))),
         *(str(p.relative_to(ROOT)) for p in sorted((ROOT / "bench").glob("*.py"))),
         "tests/reliability/load.py",
         "tests/reliability/hostile.py",
@@ -81,7 +81,7 @@ def domain_mentions(source: str, names: set[str]) -> list[str]:
             out += [f"line {node.lineno}: import {m}" for m in modules if m.startswith("app.domains.")]
         text = node.value if isinstance(node, ast.Constant) and id(node) not in docs else None
         if isinstance(text, str) and word.search(text):
-            out.append(f"line {node.lineno}: {text[:60]!r}")
+            out.append(f"line {getattr(node, 'lineno', '?')}: {text[:60]!r}")
     return out
 
 
