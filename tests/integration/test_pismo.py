@@ -7,7 +7,6 @@ the rules, so agreement means the transactional stage, its dedupe, the dead-lett
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import random
@@ -19,16 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from app.core import deadletter as dl
 from app.core.avro import decode_confluent, decode_single_object, schema_from_json
-from app.core.kafka import partition_count
 from app.core.traffic import TrafficRecord
 from app.domains.pismo.generate import generate, reference_phase_counts
 from app.domains.pismo.views import PHASE_PATH, PHASES_PATH
 from app.paths import SAMPLES_DIR
 from tests.registry import TestRegistry
+from tests.reliability.load import stage_done as exactly_once_done
 from tests.worker import Deployment, Worker, produce, read_all, wait_until
 
 pytestmark = pytest.mark.integration
@@ -153,23 +151,7 @@ def publish(d: Deployment, records: list[TrafficRecord]) -> None:
 
 def stage_done(d: Deployment) -> bool:
     """The exactly-once stage's committed offsets reached the end of every raw partition."""
-    s = d.settings
-    topic = s.topic("pismo.raw")
-
-    async def go() -> bool:
-        consumer = AIOKafkaConsumer(**s.kafka_client_options(), group_id=f"{s.app_id}-pismo-eos")
-        await consumer.start()
-        try:
-            tps = [TopicPartition(topic, p) for p in range(await partition_count(s, topic))]
-            ends = await consumer.end_offsets(tps)
-            for tp in tps:
-                if ends[tp] and (await consumer.committed(tp) or 0) < ends[tp]:
-                    return False
-            return True
-        finally:
-            await consumer.stop()
-
-    return asyncio.run(go())
+    return exactly_once_done(d, "pismo")
 
 
 def phase_counts(w: Worker) -> dict[str, Any] | None:
