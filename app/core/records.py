@@ -1,7 +1,8 @@
 """The record types every domain speaks, and the pure decode -> validate -> enrich contract.
 
 A domain plugs in as a package named in the catalog's ``domains:`` section (``app/domains/<name>/`` for the five
-upstream systems; the tests add their own elsewhere) whose ``rules.RULES`` is a :class:`DomainRules`. Its
+upstream systems; the tests add their own elsewhere) whose ``DOMAIN`` (:mod:`app.core.domain`) carries a
+:class:`DomainRules`. Its
 ``process`` is a pure function of (record bytes + headers, clock): it returns a :class:`Processed` or raises a
 :class:`~app.core.errors.RecordError`. The stage engine (:mod:`app.core.engine`, under both drivers),
 ``switchyard check``, the benchmark's "plain" loop and the unit tests all call that same function, so what is
