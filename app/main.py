@@ -15,7 +15,7 @@ from typing import Any, cast
 
 import faust
 
-from app.core import fetchguard, tablestore
+from app.core import fetchguard, recovery, tablestore
 from app.core.catalog import Catalog, load_catalog
 from app.core.clock import Clock, utc_now
 from app.core.metrics import Metrics
@@ -81,6 +81,7 @@ def build_faust_app(settings: Settings) -> faust.App:
         broker_heartbeat_interval=settings.heartbeat_interval_seconds,
         table_standby_replicas=settings.standby_replicas,
         table_cleanup_interval=30.0,
+        TableManager=recovery.TABLE_MANAGER,
     )
     if settings.table_memory_mb > 0:
         tablestore.install(app, settings.table_memory_mb)

@@ -20,7 +20,8 @@ so a gap is only ever booked between two records of one uninterrupted fetch sequ
 markers, compaction). Seeking to committed offsets also positions stream partitions without one at their start.
 
 Changelog partitions keep Faust's own handling: table recovery positions them itself, and they have no committed
-offsets to seek back to.
+offsets to seek back to. Their records are handed to the recovery service a fetched run per partition where it
+takes them so (:mod:`app.core.recovery`), instead of one Faust event each.
 """
 
 from __future__ import annotations
@@ -90,6 +91,10 @@ async def hand_over(
     except StopIteration:
         return
     await race(_resume(delivery, yielded))
+
+
+def _never(tp: TP) -> bool:
+    return False
 
 
 async def _awaited(delivery: Awaitable[Any]) -> None:
@@ -222,9 +227,16 @@ class GuardedConsumer(faust_aiokafka.Consumer):
     YIELD_EVERY: ClassVar[int] = 100
 
     async def _deliver(self, batch: AsyncIterator[tuple[TP, Message]]) -> set[TP]:
-        """Deliver one fetched batch; returns the stream partitions that must be fetched again from committed."""
+        """Deliver one fetched batch; returns the stream partitions that must be fetched again from committed.
+
+        Changelog records of tables the recovery service takes in batches (:mod:`app.core.recovery`) are collected
+        per partition and handed over once the batch is read, instead of one Faust event each."""
         refetch: set[TP] = set()
         changelogs = self.app.tables.changelog_topics
+        recovery = cast(Any, self.app.tables).recovery
+        batched: Callable[[TP], bool] = getattr(recovery, "batched", _never)
+        runs: dict[TP, list[Message]] = {}
+        batched_tps: dict[TP, bool] = {}
         since_yield = 0
         async for tp, message in batch:
             since_yield += 1
@@ -244,6 +256,14 @@ class GuardedConsumer(faust_aiokafka.Consumer):
             if decision.verdict is Verdict.DROP:
                 self.log.dev("DROPPED MESSAGE ROFF %r", message.offset)
                 continue
+            if changelog:
+                in_batches = batched_tps.get(tp)
+                if in_batches is None:
+                    in_batches = batched_tps[tp] = batched(tp)
+                if in_batches:
+                    runs.setdefault(tp, []).append(message)
+                    self._read_offset[tp] = message.offset
+                    continue
             if decision.gap is not None and self.app.topics.acks_enabled_for(message.topic):
                 await self._add_gap(tp, *decision.gap)
             if self._commit_every is not None and self._n_acked >= self._commit_every:
@@ -258,6 +278,8 @@ class GuardedConsumer(faust_aiokafka.Consumer):
                 self._read_offset[tp] = message.offset
             else:
                 refetch.add(tp)  # the flow stopped while it waited: maybe never delivered
+        for tp, run in runs.items():
+            recovery.apply_fetched(tp, run)
         return refetch
 
     async def _race_flow_stop(self, rest: Coroutine[Any, Any, None]) -> None:
