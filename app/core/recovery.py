@@ -5,12 +5,12 @@ changelog channel decodes its key and value into an event and puts it on a bound
 with a task per record whenever the queue is full), and the recovery service takes it off with a timed
 ``wait_for`` (another task per record), checks after every record whether recovery is complete, and buffers it
 until a thousand of its table's records are waiting. A py-spy profile of a worker rebuilding 100,000 keys spent
-most of its samples there and under 1 % in RocksDB: about 200 us of Python per record, 11.8-20 s for the bench's
-100k-key table.
+most of its samples there and under 1 % in RocksDB: about 200 us of Python per record, 11.8-53 s for the bench's
+100k-key table depending on the load of the box.
 
-Here the guarded consumer (:mod:`app.core.fetchguard`) collects the changelog records of a fetched batch per
-partition and hands each partition's run to :meth:`BatchRecovery.apply_fetched`, which does what Faust's loop does
-for those records, once per run: drop what was already applied (offsets at or below the partition's recovery
+Here the guarded consumer (:mod:`app.core.fetchguard`) takes the changelog records out of each fetched batch,
+before Faust makes a message of any of them, and hands each partition's run to :meth:`BatchRecovery.apply_fetched`,
+which does what Faust's loop does for those records, once per run: drop what was already applied (offsets at or below the partition's recovery
 offset), write the rest into the partition's RocksDB store in one write batch with the persisted offset in that
 same batch (:func:`app.core.tablestore.write_changelog`; Faust writes it separately after the batch), advance the
 recovery offset, and signal the end of recovery or the standbys' readiness as Faust's loop would. The changelog
@@ -38,10 +38,10 @@ from typing import Any
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.tables import TableManager
 from faust.tables.recovery import Recovery
-from faust.types import TP, Message
+from faust.types import TP
 from faust.utils.tracing import finish_span
 
-from app.core.tablestore import write_changelog
+from app.core.tablestore import ChangelogRecord, write_changelog
 
 log = logging.getLogger("switchyard.recovery")
 
@@ -62,7 +62,7 @@ class BatchRecovery(Recovery):
         table = self.tables._changelogs.get(tp.topic)
         return table is not None and batchable(table)
 
-    def apply_fetched(self, tp: TP, messages: Sequence[Message]) -> None:
+    def apply_fetched(self, tp: TP, messages: Sequence[ChangelogRecord]) -> None:
         """Apply ``messages`` (one changelog partition, in offset order, as fetched) to its table.
 
         What Faust's per-record loop does for each record, done once for the run: a partition that is neither

@@ -17,13 +17,12 @@ key index are outside it.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
 import rocksdict
 from faust.stores import STORES
 from faust.stores.rocksdb import RocksDBOptions
 from faust.stores.rocksdb import Store as RocksDBStore
-from faust.types import Message
 
 MB = 1024 * 1024
 SCHEME = "rocksdb-shared"
@@ -98,7 +97,22 @@ class SharedMemoryStore(RocksDBStore):
         self._dbs.clear()
 
 
-def write_changelog(store: RocksDBStore, partition: int, messages: Iterable[Message], offset: int) -> None:
+class ChangelogRecord(Protocol):
+    """A changelog record as fetched (aiokafka's ``ConsumerRecord``) or as Faust's ``Message``: raw key and value."""
+
+    @property
+    def key(self) -> bytes | None: ...
+
+    @property
+    def value(self) -> bytes | None: ...
+
+    @property
+    def offset(self) -> int: ...
+
+
+def write_changelog(
+    store: RocksDBStore, partition: int, messages: Iterable[ChangelogRecord], offset: int
+) -> None:
     """Apply changelog ``messages`` of one partition to ``store`` (a value ``None`` is a tombstone: the key is
     deleted) and record ``offset`` as the partition's persisted offset, all in one RocksDB write batch.
 

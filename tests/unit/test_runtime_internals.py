@@ -119,3 +119,23 @@ def test_write_changelog_stores_what_faust_reads_back(io: TableIO) -> None:
     assert store.offset_key == b"__faust\0offset__"
     assert store._get_bucket_for_key(b"k")[1] == b"v"
     assert store._get_bucket_for_key(b"gone") is None
+
+
+def test_faust_s_getmany_takes_its_records_from_wait_next_records_and_tracks_read_offsets() -> None:
+    """The guarded consumer takes changelog runs out of what ``_wait_next_records`` returns, before ``getmany``
+    makes messages of them, and keeps Faust's ``_read_offset`` (a default of None) and ``_buffered_partitions``."""
+    import inspect
+
+    from faust.transport.consumer import Consumer
+
+    from app.core import fetchguard
+
+    getmany = inspect.getsource(Consumer.getmany)
+    assert "records, active_partitions = await self._wait_next_records(timeout)" in getmany
+    assert "tp in self._buffered_partitions" in getmany
+    fetchguard.install()
+    app = faust.App("consumer-internals", broker=f"{fetchguard.SCHEME}://127.0.0.1:1")
+    consumer = app.consumer
+    assert isinstance(consumer, fetchguard.GuardedConsumer)
+    assert consumer._read_offset[TP("t", 0)] is None and consumer._buffered_partitions == set()
+    assert consumer.flow_active
