@@ -224,10 +224,16 @@ class GuardedConsumer(faust_aiokafka.Consumer):
                 continue
             read = self._read_offset[tp]
             fresh = run if read is None else [r for r in run if r.offset >= read]
-            if fresh:
+            if not fresh:
+                continue
+            try:
                 recovery.apply_fetched(tp, fresh)
-                self._read_offset[tp] = fresh[-1].offset
-                self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+            except Exception:  # the fetcher must go on: Faust's own path gets the run (it logs and retries)
+                self.log.exception("batched replay of %s failed; its records go through Faust's path", tp)
+                rest[tp] = run
+                continue
+            self._read_offset[tp] = fresh[-1].offset
+            self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
         return rest
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - exercised against the broker

@@ -179,3 +179,20 @@ def test_nothing_is_taken_while_the_flow_is_stopped_or_for_a_partition_faust_hol
     assert table.data._db_for_partition(1).get(b"b") is None
     consumer.stop_flow()
     assert consumer._replay_changelogs(fetched, {tp0, tp1}) == fetched
+
+
+def test_a_run_the_batched_replay_fails_on_goes_through_faust_s_path_and_the_fetcher_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app, table = _guarded_app(tmp_path)
+    changelog = table.changelog_topic.get_topic_name()
+    consumer = app.consumer
+
+    def broken(tp: TP, run: Any) -> None:
+        raise OSError("IO error: lock held")
+
+    monkeypatch.setattr(app.tables.recovery, "apply_fetched", broken)
+    tp0 = TP(changelog, 0)
+    fetched = {tp0: [_record(changelog, 0, 0, b"a", b"1")]}
+    assert consumer._replay_changelogs(fetched, {tp0}) == fetched
+    assert consumer._read_offset[tp0] is None  # Faust's getmany decides about it as about any record
