@@ -24,8 +24,8 @@ Private Faust internals used (checked against faust-streaming 0.15.3; ``tests/un
 fails if they move): the recovery service's ``active_tps``, ``standby_tps``, ``tp_to_table``, ``active_offsets``,
 ``standby_offsets``, ``_active_events_received_at``, ``_standby_events_received_at``, ``_last_flush_at``,
 ``_standbys_span``, ``_set_recovery_started``, ``_set_recovery_ended``, ``signal_recovery_end``, ``flush_buffers``,
-``need_recovery`` and ``standby_remaining_total``; the table manager's ``_recovery``; the table's
-``_on_changelog_event``.
+``need_recovery``, ``standby_remaining_total``, ``_wait`` and ``RebalanceAgain``; the table manager's ``_recovery``;
+the table's ``_on_changelog_event``.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from typing import Any
 
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.tables import TableManager
-from faust.tables.recovery import Recovery
+from faust.tables.recovery import RebalanceAgain, Recovery
 from faust.types import TP
 from faust.utils.tracing import finish_span
 
@@ -105,6 +105,21 @@ class BatchRecovery(Recovery):
                 finish_span(self._standbys_span)
                 self._standbys_span = None
             self.tables.on_standbys_ready()
+
+    async def _wait(self, coro: Any, timeout: Any = None) -> None:
+        """Faust's wait for a recovery step, or for the next rebalance, whichever comes first; plus: a step that
+        completed while a rebalance began is a rebalance too.
+
+        Faust's ``_wait`` raises ``RebalanceAgain`` only when the rebalance's signal is among the first waits done.
+        When the step completes first (here: the end of recovery, reached the moment a new rebalance began) and the
+        recovery task resumes only after the new assignment was installed (the event loop busy closing and opening
+        stores for it), Faust goes on with the old step against the new partition sets. In a rebalance storm a
+        worker crashed that way, seeking its new standby partitions to offsets not yet built (``ValueError: Offset
+        must be a positive integer``, logged right after the new generation's assignment). Now it starts over, as
+        it does when the rebalance wins the race."""
+        await super()._wait(coro, timeout)
+        if self.signal_recovery_start.is_set():
+            raise RebalanceAgain()
 
     def _set_recovery_started(self) -> None:
         """Also forget the end of the previous recovery. Faust's loop clears the end signal before each record it

@@ -3,6 +3,7 @@ path stores, tombstones and persisted offsets included, and it keeps the recover
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -201,3 +202,32 @@ def test_standby_records_are_applied_at_once_and_the_standbys_reported_ready(app
     assert b"x" not in _contents(table, 1)
     assert table.persisted_offset(tp) == 1 and recovery.standby_offsets[tp] == 1
     assert app.tables.standbys_ready
+
+
+async def test_a_recovery_step_that_completes_as_a_rebalance_begins_starts_recovery_over(
+    app: faust.App,
+) -> None:
+    from faust.tables.recovery import RebalanceAgain, Recovery
+
+    _table(app)
+    recovery = app.tables.recovery
+    assert isinstance(recovery, BatchRecovery)
+
+    async def step_ending_as_the_rebalance_begins() -> None:
+        # the rebalance's signal is set after the step completed, before the waiting task resumes: the start
+        # signal's own waiter has not run yet, so Faust's wait_first sees the step alone as done
+        loop = asyncio.get_running_loop()
+        loop.call_soon(lambda: loop.call_soon(recovery.signal_recovery_start.set))
+
+    with pytest.raises(RebalanceAgain):
+        await recovery._wait(step_ending_as_the_rebalance_begins())
+    recovery.signal_recovery_start.clear()
+    # Faust's own wait lets that step through (what crashed a worker in the rebalance storm)
+    await Recovery._wait(recovery, step_ending_as_the_rebalance_begins())
+    assert recovery.signal_recovery_start.is_set()
+    recovery.signal_recovery_start.clear()
+
+    async def step() -> None:
+        return None
+
+    await recovery._wait(step())  # no rebalance: the step's end is just that
