@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import importlib.util
 import json
 import logging
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -458,6 +460,7 @@ def asyncapi() -> None:
 )
 def bench(quick: bool, as_json: bool, only: tuple[str, ...]) -> None:
     """Benchmark: passthrough vs plain vs pipeline per domain, latency, CRM efficiency, recovery."""
+    _bench_on_path()
     from bench.harness import PARTS, run_bench
 
     unknown = sorted(set(only) - set(PARTS))
@@ -466,6 +469,20 @@ def bench(quick: bool, as_json: bool, only: tuple[str, ...]) -> None:
             f"unknown part(s) {', '.join(unknown)}; known: {', '.join(PARTS)}", param_hint="--only"
         )
     sys.exit(run_bench(quick=quick, as_json=as_json, only=frozenset(only)))
+
+
+def _bench_on_path() -> None:
+    """The bench is development support, not part of the wheel: it runs from a checkout. A console script's
+    ``sys.path`` starts at its ``bin/``, so the checkout (which holds ``bench/`` beside ``app/``) is put on it,
+    and on ``PYTHONPATH`` for the processes the bench starts (``python -m bench.…``)."""
+    if importlib.util.find_spec("bench") is not None:
+        return
+    from app.paths import INSTALLED, ROOT
+
+    if INSTALLED or not (ROOT / "bench" / "harness.py").is_file():
+        raise click.UsageError("switchyard bench runs from a source checkout (bench/ is not installed)")
+    sys.path.insert(0, str(ROOT))
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
 
 
 def run() -> None:

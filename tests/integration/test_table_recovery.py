@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import rocksdict
@@ -130,7 +130,7 @@ def _stored(deployment: Deployment) -> dict[int, dict[bytes, bytes]]:
             str(path), options=rocksdict.Options(raw_mode=True), access_type=rocksdict.AccessType.read_only()
         )
         try:
-            out[p] = {bytes(k): bytes(v) for k, v in db.items()}
+            out[p] = {cast(bytes, k): cast(bytes, v) for k, v in db.items()}  # raw mode: bytes
         finally:
             db.close()
     return out

@@ -1,5 +1,5 @@
-"""The fetch guard's per-record decision (app/core/fetchguard.py): what is delivered, dropped, fetched again, and
-which holes are booked as gaps; and which changelog runs of a fetch it hands to the recovery service whole."""
+"""The fetch guard's per-record decision (app/core/runtime/fetchguard.py): what is delivered, dropped, fetched again,
+and which holes are booked as gaps; and which changelog runs of a fetch it hands to the recovery service whole."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import pytest
 from aiokafka.structs import ConsumerRecord
 from faust.types import TP
 
-from app.core import fetchguard, tablestore
-from app.core.fetchguard import Decision, Verdict, decide, hand_over
-from app.core.recovery import TABLE_MANAGER
+from app.core.runtime import fetchguard, tablestore
+from app.core.runtime.fetchguard import Decision, Verdict, decide, hand_over
+from app.core.runtime.recovery import TABLE_MANAGER
 
 
 def test_a_record_fetched_before_the_latest_seek_is_fetched_again_never_delivered() -> None:
@@ -113,7 +113,7 @@ async def test_a_waiting_delivery_that_loses_the_race_is_abandoned() -> None:
     assert closed == ["closed"] and not never.done()
 
 
-# ---- changelog runs taken out of a fetch for the recovery service (app/core/recovery.py) -------------------------
+# ---- changelog runs taken out of a fetch for the recovery service (app/core/runtime/recovery.py) -------------------------
 def _guarded_app(tmp_path: Path) -> tuple[faust.App, Any]:
     fetchguard.install()
     app = faust.App(
@@ -125,7 +125,7 @@ def _guarded_app(tmp_path: Path) -> tuple[faust.App, Any]:
     )
     tablestore.install(app, 16)
     table = app.Table("totals", partitions=2, key_type=bytes, value_type=bytes)
-    recovery = app.tables.recovery
+    recovery = app.tables.recovery  # type: ignore[attr-defined]  # TableManagerT does not declare it
     for p in (0, 1):
         tp = TP(table.changelog_topic.get_topic_name(), p)
         recovery.add_active(table, tp)
@@ -133,8 +133,14 @@ def _guarded_app(tmp_path: Path) -> tuple[faust.App, Any]:
         recovery.active_highwaters[tp] = 100
     recovery._set_recovery_started()
     consumer = app.consumer
-    consumer.highwater = lambda tp: 100  # the real one asks the started consumer thread
+    consumer.highwater = lambda tp: 100  # type: ignore[method-assign]  # the real one asks the consumer thread
     return app, table
+
+
+def _consumer(app: faust.App) -> fetchguard.GuardedConsumer:
+    consumer = app.consumer
+    assert isinstance(consumer, fetchguard.GuardedConsumer)
+    return consumer
 
 
 def _record(
@@ -148,7 +154,7 @@ def test_a_fetch_s_changelog_runs_go_to_the_store_and_only_stream_records_stay_f
 ) -> None:
     app, table = _guarded_app(tmp_path)
     changelog = table.changelog_topic.get_topic_name()
-    consumer = app.consumer
+    consumer = _consumer(app)
     stream_tp, tp0, tp1 = TP("guarded.raw", 0), TP(changelog, 0), TP(changelog, 1)
     stream = [_record("guarded.raw", 0, 5, b"s", b"raw")]
     consumer._read_offset[tp1] = 3  # a seek put partition 1 at 3: what precedes it is not due
@@ -172,7 +178,7 @@ def test_nothing_is_taken_while_the_flow_is_stopped_or_for_a_partition_faust_hol
 ) -> None:
     app, table = _guarded_app(tmp_path)
     changelog = table.changelog_topic.get_topic_name()
-    consumer = app.consumer
+    consumer = _consumer(app)
     tp0, tp1 = TP(changelog, 0), TP(changelog, 1)
     fetched = {tp0: [_record(changelog, 0, 0, b"a", b"1")], tp1: [_record(changelog, 1, 0, b"b", b"1")]}
     assert consumer._replay_changelogs(fetched, {tp0}) == {tp1: fetched[tp1]}
@@ -186,12 +192,12 @@ def test_a_run_the_batched_replay_fails_on_goes_through_faust_s_path_and_the_fet
 ) -> None:
     app, table = _guarded_app(tmp_path)
     changelog = table.changelog_topic.get_topic_name()
-    consumer = app.consumer
+    consumer = _consumer(app)
 
     def broken(tp: TP, run: Any) -> None:
         raise OSError("IO error: lock held")
 
-    monkeypatch.setattr(app.tables.recovery, "apply_fetched", broken)
+    monkeypatch.setattr(app.tables.recovery, "apply_fetched", broken)  # type: ignore[attr-defined]
     tp0 = TP(changelog, 0)
     fetched = {tp0: [_record(changelog, 0, 0, b"a", b"1")]}
     assert consumer._replay_changelogs(fetched, {tp0}) == fetched

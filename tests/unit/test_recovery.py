@@ -1,10 +1,9 @@
-"""Batched changelog replay (``app.core.recovery``) without a broker: what it stores is what Faust's own per-event
+"""Batched changelog replay (``app.core.runtime.recovery``) without a broker: what it stores is what Faust's own per-event
 path stores, tombstones and persisted offsets included, and it keeps the recovery service's bookkeeping right."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +11,8 @@ import faust
 import pytest
 from faust.types import TP, Message
 
-from app.core import tablestore
-from app.core.recovery import TABLE_MANAGER, BatchRecovery, BatchTableManager, batchable
+from app.core.runtime import tablestore
+from app.core.runtime.recovery import TABLE_MANAGER, BatchRecovery, BatchTableManager, batchable
 
 PARTITIONS = 3
 
@@ -33,6 +32,12 @@ def _app(datadir: Path, name: str) -> faust.App:
 @pytest.fixture
 def app(tmp_path: Path) -> faust.App:
     return _app(tmp_path / "batched", "batched")
+
+
+def _recovery(app: faust.App) -> BatchRecovery:
+    recovery = app.tables.recovery  # type: ignore[attr-defined]  # TableManagerT does not declare it
+    assert isinstance(recovery, BatchRecovery)
+    return recovery
 
 
 def _table(app: faust.App) -> Any:
@@ -83,8 +88,7 @@ def _contents(table: Any, partition: int) -> dict[bytes, bytes]:
 
 def _recovering(app: faust.App, table: Any, highwaters: dict[int, int]) -> BatchRecovery:
     """The app's recovery service as Faust leaves it once recovery of ``table``'s partitions has begun."""
-    recovery = app.tables.recovery
-    assert isinstance(recovery, BatchRecovery)
+    recovery = _recovery(app)
     for p, highwater in highwaters.items():
         tp = TP(table.changelog_topic.get_topic_name(), p)
         recovery.add_active(table, tp)
@@ -98,7 +102,7 @@ def _recovering(app: faust.App, table: Any, highwaters: dict[int, int]) -> Batch
 
 
 @pytest.fixture
-def faust_app(tmp_path: Path) -> Iterator[faust.App]:
+def faust_app(tmp_path: Path) -> faust.App:
     """The same app on Faust's own table manager, for the reference of what Faust's path stores."""
     app = faust.App(
         "reference",
@@ -107,7 +111,7 @@ def faust_app(tmp_path: Path) -> Iterator[faust.App]:
         datadir=str(tmp_path / "reference"),
     )
     tablestore.install(app, 16)
-    yield app
+    return app
 
 
 def test_the_app_takes_the_batch_table_manager_and_our_tables_take_batches(app: faust.App) -> None:
@@ -190,8 +194,7 @@ def test_a_partition_neither_recovering_nor_standby_here_is_not_written(app: fau
 def test_standby_records_are_applied_at_once_and_the_standbys_reported_ready(app: faust.App) -> None:
     table = _table(app)
     topic = table.changelog_topic.get_topic_name()
-    recovery = app.tables.recovery
-    assert isinstance(recovery, BatchRecovery)
+    recovery = _recovery(app)
     tp = TP(topic, 1)
     recovery.add_standby(table, tp)
     recovery.standby_highwaters[tp] = 1
@@ -210,8 +213,7 @@ async def test_a_recovery_step_that_completes_as_a_rebalance_begins_starts_recov
     from faust.tables.recovery import RebalanceAgain, Recovery
 
     _table(app)
-    recovery = app.tables.recovery
-    assert isinstance(recovery, BatchRecovery)
+    recovery = _recovery(app)
 
     async def step_ending_as_the_rebalance_begins() -> None:
         # the rebalance's signal is set after the step completed, before the waiting task resumes: the start

@@ -1,10 +1,18 @@
-"""The private Faust internals the runtime's table I/O relies on, checked against the installed faust-streaming.
+"""The private Faust internals the runtime relies on, checked against the installed faust-streaming.
 
-``TableIO`` writes a batch straight into the RocksDB store of a table partition (``_db_for_partition``) and keeps
-Faust's key index (``_key_index``) right, so that Faust's own reads and HTTP queries find the key; its persisted
-offset goes through the public ``set_persisted_offset``. Batched changelog replay (``app.core.recovery``) updates
-the recovery service's offsets and signals and writes the store with the persisted offset in the same batch
-(``tablestore.write_changelog``). If an upgrade moves any of these, this fails first.
+Each is used in one place of ``app/core/runtime/`` with a comment naming the version it was checked against
+(0.15.3). If an upgrade moves any of them, a test here fails first, instead of a worker that silently reports
+itself never ready, exports zero lag, loses table writes or delivers records the fetch guard should hold back.
+
+- ``TableIO`` writes a batch straight into the RocksDB store of a table partition (``_db_for_partition``) and keeps
+  Faust's key index (``_key_index``) right, so that Faust's own reads and HTTP queries find the key; its persisted
+  offset goes through the public ``set_persisted_offset``.
+- ``internals.started_consumer`` (``App._consumer``) and ``internals.committed_offset``
+  (``Consumer._committed_offset``): readiness and lag.
+- ``SharedMemoryStore.stop`` clears Faust's ``_dbs``.
+- ``GuardedConsumer`` overrides or reads the names in ``fetchguard.FAUST_INTERNALS``.
+- Batched changelog replay (``recovery.BatchRecovery``) updates the recovery service's offsets and signals, and
+  ``tablestore.write_changelog`` writes the store with the persisted offset in the same batch.
 """
 
 from __future__ import annotations
@@ -13,22 +21,29 @@ from pathlib import Path
 
 import faust
 import pytest
+from faust.stores.rocksdb import Store as RocksDBStore
+from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
-from app.core import tablestore
 from app.core.engine import Write
-from app.core.runtime import TableIO
+from app.core.runtime import TableIO, fetchguard, internals, tablestore
 
 
 @pytest.fixture
-def io(tmp_path: Path) -> TableIO:
-    app = faust.App(
+def app(tmp_path: Path) -> faust.App:
+    fetchguard.install()
+    built = faust.App(
         "internals",
-        broker="kafka://127.0.0.1:1",
+        broker=f"{fetchguard.SCHEME}://127.0.0.1:1",
         store=tablestore.store_url("rocksdb://", 16),
         datadir=str(tmp_path),
     )
-    tablestore.install(app, 16)
+    tablestore.install(built, 16)
+    return built
+
+
+@pytest.fixture
+def io(app: faust.App) -> TableIO:
     table = app.Table("t", partitions=4, key_type=bytes, value_type=bytes)
     return TableIO(table)
 
@@ -52,7 +67,37 @@ def test_the_persisted_offset_is_faust_s(io: TableIO) -> None:
     assert io.changelog.endswith("t-changelog")
 
 
-# ---- batched changelog replay (app/core/recovery.py, tablestore.write_changelog) --------------------------------
+def test_the_shared_store_stops_by_dropping_faust_s_partition_handles(io: TableIO) -> None:
+    io.store({b"a": Write(1, b"1", 1)})
+    store = io.table.data
+    assert isinstance(store, RocksDBStore) and store._dbs
+    store._dbs.clear()
+    assert not store._dbs
+
+
+def test_the_consumer_is_seen_only_once_created_and_its_committed_offsets_are_read(app: faust.App) -> None:
+    assert internals.started_consumer(app) is None  # a readiness probe must not create it
+    consumer = app.consumer
+    assert internals.started_consumer(app) is consumer
+    tp = TP("t", 0)
+    assert internals.committed_offset(consumer, tp) is None
+    consumer._committed_offset[tp] = 7
+    assert internals.committed_offset(consumer, tp) == 7
+
+
+def test_the_fetch_loop_the_guard_overrides_is_still_faust_s(app: faust.App) -> None:
+    consumer = app.consumer
+    assert isinstance(consumer, fetchguard.GuardedConsumer)
+    base = faust_aiokafka.Consumer
+    missing = [n for n in fetchguard.FAUST_INTERNALS if not (hasattr(base, n) or hasattr(consumer, n))]
+    assert not missing, f"faust-streaming moved {missing}: re-check app/core/runtime/fetchguard.py"
+    # The overridden methods must be the base class's own (an override of a method Faust no longer calls
+    # would silently switch the guard off).
+    overridden = [n for n in fetchguard.FAUST_INTERNALS if n in vars(fetchguard.GuardedConsumer)]
+    assert overridden and all(callable(getattr(base, n, None)) for n in overridden)
+
+
+# ---- batched changelog replay (runtime/recovery.py, tablestore.write_changelog) ------------------------
 RECOVERY_ATTRIBUTES = (
     "active_tps",
     "standby_tps",
@@ -95,7 +140,7 @@ def test_the_recovery_service_keeps_the_state_batched_replay_updates(io: TableIO
 
 
 def test_the_faust_app_takes_a_table_manager_class_by_name() -> None:
-    from app.core.recovery import TABLE_MANAGER, BatchTableManager
+    from app.core.runtime.recovery import TABLE_MANAGER, BatchTableManager
 
     app = faust.App("tm", broker="kafka://127.0.0.1:1", TableManager=TABLE_MANAGER)
     assert isinstance(app.tables, BatchTableManager)
@@ -127,8 +172,6 @@ def test_faust_s_getmany_takes_its_records_from_wait_next_records_and_tracks_rea
     import inspect
 
     from faust.transport.consumer import Consumer
-
-    from app.core import fetchguard
 
     getmany = inspect.getsource(Consumer.getmany)
     assert "records, active_partitions = await self._wait_next_records(timeout)" in getmany

@@ -8,11 +8,11 @@ until a thousand of its table's records are waiting. A py-spy profile of a worke
 most of its samples there and under 1 % in RocksDB: about 200 us of Python per record, 11.8-53 s for the bench's
 100k-key table depending on the load of the box.
 
-Here the guarded consumer (:mod:`app.core.fetchguard`) takes the changelog records out of each fetched batch,
+Here the guarded consumer (:mod:`app.core.runtime.fetchguard`) takes the changelog records out of each fetched batch,
 before Faust makes a message of any of them, and hands each partition's run to :meth:`BatchRecovery.apply_fetched`,
 which does what Faust's loop does for those records, once per run: drop what was already applied (offsets at or below the partition's recovery
 offset), write the rest into the partition's RocksDB store in one write batch with the persisted offset in that
-same batch (:func:`app.core.tablestore.write_changelog`; Faust writes it separately after the batch), advance the
+same batch (:func:`app.core.runtime.tablestore.write_changelog`; Faust writes it separately after the batch), advance the
 recovery offset, and signal the end of recovery or the standbys' readiness as Faust's loop would. The changelog
 format, its partitions, and what the persisted offset means are Faust's, unchanged: a store recovered this way is
 byte for byte the store Faust's own path writes, and a later recovery or standby reads from the same offset.
@@ -41,7 +41,7 @@ from faust.tables.recovery import RebalanceAgain, Recovery
 from faust.types import TP
 from faust.utils.tracing import finish_span
 
-from app.core.tablestore import ChangelogRecord, write_changelog
+from app.core.runtime.tablestore import ChangelogRecord, write_changelog
 
 log = logging.getLogger("switchyard.recovery")
 
