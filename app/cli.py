@@ -450,12 +450,25 @@ def asyncapi() -> None:
 @main.command()
 @click.option("--quick", is_flag=True, help="Small backlog per scenario (minutes, not tens of minutes).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
-def bench(quick: bool, as_json: bool) -> None:
+@click.option(
+    "--only",
+    multiple=True,
+    metavar="PART",
+    help="Run only this part (repeatable): a scenario (a catalog domain's name) or scaling, recovery,"
+    " table_memory, crm.",
+)
+def bench(quick: bool, as_json: bool, only: tuple[str, ...]) -> None:
     """Benchmark: passthrough vs plain vs pipeline per domain, latency, CRM efficiency, recovery."""
     _bench_on_path()
-    from bench.harness import run_bench
+    from bench.harness import parts, run_bench
 
-    sys.exit(run_bench(quick=quick, as_json=as_json))
+    known = parts()
+    unknown = sorted(set(only) - set(known))
+    if unknown:
+        raise click.BadParameter(
+            f"unknown part(s) {', '.join(unknown)}; known: {', '.join(known)}", param_hint="--only"
+        )
+    sys.exit(run_bench(quick=quick, as_json=as_json, only=frozenset(only)))
 
 
 def _bench_on_path() -> None:

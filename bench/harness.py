@@ -368,7 +368,22 @@ def machine(kafka: str) -> dict[str, Any]:
     }
 
 
-async def _run(plan: Plan, bootstrap: str, kafka: str, stamp: str) -> dict[str, Any]:
+#: the parts ``--only`` can pick besides the scenarios, in the order a full run takes them
+EXTRAS = ("scaling", "recovery", "table_memory", "crm")
+
+
+def parts() -> tuple[str, ...]:
+    """The parts ``--only`` can pick: every catalog domain's scenario, then the extras, in the order a full run
+    takes them."""
+    return (*scenarios(catalog_of(Settings())), *EXTRAS)
+
+
+async def _run(
+    plan: Plan, bootstrap: str, kafka: str, stamp: str, only: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    def wanted(part: str) -> bool:
+        return not only or part in only
+
     with tempfile.TemporaryDirectory(prefix="switchyard-bench-") as tmp:
         bench = Bench(plan, bootstrap, Path(tmp))
         result: dict[str, Any] = {
@@ -378,11 +393,16 @@ async def _run(plan: Plan, bootstrap: str, kafka: str, stamp: str) -> dict[str, 
             "scenarios": {},
         }
         for name, scenario in bench.scenarios.items():
-            result["scenarios"][name] = await bench.scenario(scenario, stamp)
-        result["scaling"] = await bench.scaling()
-        result["recovery"] = await bench.recovery()
-        result["table_memory"] = await bench.table_memory()
-        result["crm"] = await bench.crm()
+            if wanted(name):
+                result["scenarios"][name] = await bench.scenario(scenario, stamp)
+        if wanted("scaling"):
+            result["scaling"] = await bench.scaling()
+        if wanted("recovery"):
+            result["recovery"] = await bench.recovery()
+        if wanted("table_memory"):
+            result["table_memory"] = await bench.table_memory()
+        if wanted("crm"):
+            result["crm"] = await bench.crm()
         result["goals"] = goals(result)
         return result
 
@@ -393,8 +413,7 @@ def write_results(result: dict[str, Any], stamp: str) -> list[Path]:
     RESULTS.mkdir(parents=True, exist_ok=True)
     head = {k: result[k] for k in ("mode", "started_at", "machine")}
     suffix = "" if result["mode"] == "full" else f"-{result['mode']}"
-    extras = ("scaling", "recovery", "crm", "table_memory")
-    parts = {**result["scenarios"], **{k: result[k] for k in extras if k in result}}
+    parts = {**result["scenarios"], **{k: result[k] for k in EXTRAS if k in result}}
     written = []
     for name, body in parts.items():
         path = RESULTS / f"{stamp}-{name}{suffix}.json"
@@ -405,13 +424,19 @@ def write_results(result: dict[str, Any], stamp: str) -> list[Path]:
     return [*written, path]
 
 
-def run_bench(quick: bool, as_json: bool) -> int:
+def run_bench(quick: bool, as_json: bool, only: frozenset[str] = frozenset()) -> int:
+    """The whole bench, or only the parts named in ``only`` (:func:`parts`): one part alone takes minutes, which
+    is what a before/after comparison of one change needs, run several times side by side."""
+    known = parts()
+    unknown = only - set(known)
+    if unknown:
+        raise ValueError(f"unknown bench parts {sorted(unknown)}; known: {', '.join(known)}")
     plan = QUICK if quick else FULL
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%M")
     began = time.monotonic()
     try:
         with broker() as (bootstrap, kafka):
-            result = asyncio.run(_run(plan, bootstrap, kafka, stamp))
+            result = asyncio.run(_run(plan, bootstrap, kafka, stamp, only))
     except Exception as exc:  # the exit code and one line say it failed; the traceback says where
         import traceback
 
