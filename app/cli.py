@@ -288,7 +288,8 @@ def dlq_list(
     until: str | None,
     limit: int,
 ) -> None:
-    """Print dead-letter records (newest last) as JSON lines: code, stage, path, message, source, replays."""
+    """Print dead-letter records (newest last) as JSON lines: code, stage, path, message, source, replays and the
+    trace id (look it up in the tracing backend: the ERROR span of the hop that dead-lettered it)."""
     settings = _settings()
     _require_broker(settings)
 

@@ -21,6 +21,7 @@ from app.core.clock import Clock, utc_now
 from app.core.metrics import Metrics
 from app.core.registry import register_avro_topics
 from app.core.runtime import Runtime
+from app.core.tracing import Tracing
 from app.core.web import register_core_views
 from app.settings import Settings
 
@@ -108,8 +109,14 @@ def discover(runtime: Runtime, domains: Catalog | None = None) -> list[str]:
 
 
 def create_app(
-    settings: Settings | None = None, *, metrics: Metrics | None = None, clock: Clock = utc_now
+    settings: Settings | None = None,
+    *,
+    metrics: Metrics | None = None,
+    clock: Clock = utc_now,
+    tracing: Tracing | None = None,
 ) -> Runtime:
+    """The worker: every catalog domain, the CRM sink and the monitor on one Faust app. Tracing is read from the
+    ``OTEL_*`` environment unless given (:mod:`app.core.tracing`; off when no exporter is configured)."""
     settings = settings or Settings()
     catalog = load_catalog(settings.catalog_file)
     runtime = Runtime(
@@ -119,6 +126,7 @@ def create_app(
         metrics or Metrics(),
         clock,
         avro_ids=register_avro_topics(settings, catalog),
+        tracing=tracing if tracing is not None else Tracing.from_env(),
     )
     register_core_views(runtime)
     discover(runtime)
