@@ -450,11 +450,22 @@ def asyncapi() -> None:
 @main.command()
 @click.option("--quick", is_flag=True, help="Small backlog per scenario (minutes, not tens of minutes).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
-def bench(quick: bool, as_json: bool) -> None:
+@click.option(
+    "--only",
+    multiple=True,
+    type=click.Choice(["phoenix", "pismo", "vome", "appointments", "lara"]),
+    help="Only this domain scenario (repeatable); skips scaling, recovery, table memory and the CRM part.",
+)
+@click.option(
+    "--trace-sample",
+    type=click.FloatRange(0.0, 1.0),
+    help="Workers trace this share of records (0.01 = 1 %) and export it over OTLP to a sink that drops it.",
+)
+def bench(quick: bool, as_json: bool, only: tuple[str, ...], trace_sample: float | None) -> None:
     """Benchmark: passthrough vs plain vs pipeline per domain, latency, CRM efficiency, recovery."""
     from bench.harness import run_bench
 
-    sys.exit(run_bench(quick=quick, as_json=as_json))
+    sys.exit(run_bench(quick=quick, as_json=as_json, only=only, trace_sample=trace_sample))
 
 
 def run() -> None:

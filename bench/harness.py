@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +32,7 @@ from bench import peer
 from bench.kafka import create, delete_prefix, preload
 from bench.latency import LatencyProbe, knee
 from bench.loops import LoopResult, passthrough, plain
+from bench.otlpsink import OtlpSink
 from bench.peer import PeerResult
 from bench.pipeline import PipelineResult, drain, prepare
 from bench.report import goals, render_table
@@ -144,9 +145,11 @@ class Bench:
         self.catalog: Catalog = load_catalog()
         self.settings = Settings(broker=bootstrap)
         self.peer_skipped = peer.available()
+        #: extra environment of every worker this run starts (``--trace-sample``: the OTEL_* variables)
+        self.worker_env: dict[str, str] = {}
 
     def deployment(self, name: str, domain: str) -> Deployment:
-        return Deployment(self.bootstrap, name, self.tmp / name, SWITCHYARD_DOMAINS=domain)
+        return Deployment(self.bootstrap, name, self.tmp / name, SWITCHYARD_DOMAINS=domain, **self.worker_env)
 
     # ---- one A B C Q round --------------------------------------------------------------------------------
     async def round(
@@ -363,7 +366,17 @@ def machine(kafka: str) -> dict[str, Any]:
     }
 
 
-async def _run(plan: Plan, bootstrap: str, kafka: str, stamp: str) -> dict[str, Any]:
+async def _run(
+    plan: Plan,
+    bootstrap: str,
+    kafka: str,
+    stamp: str,
+    only: Sequence[str] = (),
+    trace_sample: float | None = None,
+) -> dict[str, Any]:
+    """Every scenario and the extra parts; with ``only``, those scenarios and nothing else. With
+    ``trace_sample``, every worker traces that share of its records (``parentbased_traceidratio``) and exports
+    them over OTLP/HTTP to a sink that drops them (:mod:`bench.otlpsink`)."""
     with tempfile.TemporaryDirectory(prefix="switchyard-bench-") as tmp:
         bench = Bench(plan, bootstrap, Path(tmp))
         result: dict[str, Any] = {
@@ -372,12 +385,30 @@ async def _run(plan: Plan, bootstrap: str, kafka: str, stamp: str) -> dict[str, 
             "machine": machine(kafka),
             "scenarios": {},
         }
-        for name, scenario in SCENARIOS.items():
-            result["scenarios"][name] = await bench.scenario(scenario, stamp)
-        result["scaling"] = await bench.scaling()
-        result["recovery"] = await bench.recovery()
-        result["table_memory"] = await bench.table_memory()
-        result["crm"] = await bench.crm()
+        sink = OtlpSink() if trace_sample is not None else None
+        if sink is not None:
+            bench.worker_env = {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint,
+                "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+                "OTEL_TRACES_SAMPLER_ARG": str(trace_sample),
+            }
+        try:
+            for name, scenario in SCENARIOS.items():
+                if not only or name in only:
+                    result["scenarios"][name] = await bench.scenario(scenario, stamp)
+            if not only:
+                result["scaling"] = await bench.scaling()
+                result["recovery"] = await bench.recovery()
+                result["table_memory"] = await bench.table_memory()
+                result["crm"] = await bench.crm()
+        finally:
+            if sink is not None:
+                sink.close()
+                result["tracing"] = {
+                    "sample": trace_sample,
+                    "otlp_requests": sink.requests,
+                    "otlp_bytes": sink.bytes,
+                }
         result["goals"] = goals(result)
         return result
 
@@ -400,13 +431,13 @@ def write_results(result: dict[str, Any], stamp: str) -> list[Path]:
     return [*written, path]
 
 
-def run_bench(quick: bool, as_json: bool) -> int:
+def run_bench(quick: bool, as_json: bool, only: Sequence[str] = (), trace_sample: float | None = None) -> int:
     plan = QUICK if quick else FULL
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%M")
     began = time.monotonic()
     try:
         with broker() as (bootstrap, kafka):
-            result = asyncio.run(_run(plan, bootstrap, kafka, stamp))
+            result = asyncio.run(_run(plan, bootstrap, kafka, stamp, only, trace_sample))
     except Exception as exc:  # the exit code and one line say it failed; the traceback says where
         import traceback
 
