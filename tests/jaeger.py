@@ -115,6 +115,19 @@ class Jaeger:
                 spans.append({**span, "process": processes.get(span.get("processID"), {})})
         return spans
 
+    def spans_of(self, service: str, limit: int = 100_000) -> list[dict[str, Any]]:
+        """Every span Jaeger holds of ``service`` from the last two hours (``/api/traces?service=``)."""
+        now_us = int(time.time() * 1_000_000)
+        params: dict[str, str | int] = {
+            "service": service,
+            "limit": limit,
+            "start": now_us - 2 * 3600 * 1_000_000,
+            "end": now_us,
+        }
+        r = httpx.get(f"{self.url}/api/traces", params=params, timeout=120)
+        r.raise_for_status()
+        return [span for trace in r.json().get("data") or () for span in trace.get("spans", ())]
+
     def services(self) -> list[str]:
         names: list[str] = httpx.get(f"{self.url}/api/services", timeout=10).json().get("data") or []
         return names
