@@ -223,7 +223,8 @@ class Tracing:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Tracing:
-        """On when the environment names an exporter (see the module doc), else :data:`NO_TRACING`."""
+        """On when ``environ`` names an exporter (see the module doc), else :data:`NO_TRACING`. ``environ`` decides
+        whether and where to export; the SDK reads the rest (sampler, headers, batch knobs) from the process's."""
         if not wants_tracing(environ):
             return NO_TRACING
         from opentelemetry.sdk.resources import Resource
@@ -244,7 +245,11 @@ class Tracing:
                 )
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-            exporter = OTLPSpanExporter()
+            base = environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").rstrip("/")
+            endpoint = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or (
+                f"{base}/v1/traces" if base else None
+            )
+            exporter = OTLPSpanExporter(endpoint=endpoint)
         resource = Resource.create(
             {"service.name": environ.get("OTEL_SERVICE_NAME") or "switchyard", "service.version": __version__}
         )

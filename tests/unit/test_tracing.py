@@ -63,6 +63,9 @@ def test_nothing_configured_is_off() -> None:
     assert not wants_tracing({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x", "OTEL_SDK_DISABLED": "true"})
     assert not wants_tracing({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x", "OTEL_TRACES_EXPORTER": "none"})
     assert Tracing.from_env({}) is NO_TRACING and not NO_TRACING.enabled
+    on = Tracing.from_env({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"})
+    assert on.enabled
+    on.shutdown()
 
 
 def test_stage_one_continues_each_record_and_carries_its_context_to_outputs_and_dead_letters(
