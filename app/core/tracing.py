@@ -78,10 +78,17 @@ def context_of(headers: Headers) -> Context:
 
 
 def carry_headers(span: Span) -> Headers:
-    """The Kafka headers that make ``span`` the parent of whatever the next hop does with a record."""
-    carrier: dict[str, str] = {}
-    _W3C.inject(carrier, trace_set(span))
-    return tuple((k, v.encode()) for k, v in carrier.items())
+    """The Kafka headers that make ``span`` the parent of whatever the next hop does with a record: W3C
+    ``traceparent`` version 00 (and ``tracestate`` when there is one), written directly rather than through the
+    propagator's context objects, since it runs once per record per hop (``tests/unit/test_tracing.py`` holds it
+    to the propagator's output)."""
+    ctx = span.get_span_context()
+    if not ctx.is_valid:
+        return ()
+    parent = f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}".encode()
+    if ctx.trace_state:
+        return ((TRACEPARENT, parent), (TRACESTATE, ctx.trace_state.to_header().encode()))
+    return ((TRACEPARENT, parent),)
 
 
 def trace_set(span: Span) -> Context:

@@ -15,7 +15,8 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace import SpanKind, StatusCode, set_span_in_context
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from app.core import deadletter as dl
 from app.core.engine import Engine
@@ -161,6 +162,21 @@ def test_a_sampled_out_record_still_propagates_its_context(
     assert header(spans.carry[0], TRACEPARENT).startswith(f"00-{UPSTREAM_TRACE}-")
     assert header(spans.carry[0], TRACEPARENT).endswith("-00")
     assert by_name(exporter.get_finished_spans(), "process d.raw") == []
+
+
+def test_carried_headers_are_what_the_w3c_propagator_writes(
+    exported: tuple[Tracing, InMemorySpanExporter],
+) -> None:
+    tracing, _ = exported
+    state = ("tracestate", b"vendor=abc,other=1")
+    raw = RawRecord(b"{}", None, ((TRACEPARENT, UPSTREAM.encode()), state), "t")
+    spans = tracing.consume("stage-one", "d", [raw, traced(1, {})])
+    for span, carried in zip(spans.spans, spans.carry, strict=True):
+        carrier: dict[str, str] = {}
+        TraceContextTextMapPropagator().inject(carrier, set_span_in_context(span))
+        assert {k: v.encode() for k, v in carrier.items()} == dict(carried)
+    assert dict(spans.carry[0])["tracestate"] == b"vendor=abc,other=1"
+    spans.end()
 
 
 def test_an_email_key_is_never_an_attribute() -> None:
