@@ -281,18 +281,17 @@ class Tracing:
 
     # ---- Kafka hops ----------------------------------------------------------------------------------------
     def consume(self, stage: str, domain: str, records: Sequence[RawRecord]) -> RecordSpans:
-        """Open a span per record (child of the context it carries) and a batch span linking them."""
+        """Open a span per record (child of the context it carries) and a batch span linking them. Attributes are
+        set only on spans the sampler kept: at 1 % the other 99 cost a sampling decision and their headers."""
         tracer = self.tracer
         spans: list[Span] = []
         for raw in records:
-            spans.append(
-                tracer.start_span(
-                    f"process {raw.topic}",
-                    context_of(raw.headers) if raw.headers else _EMPTY,
-                    SpanKind.CONSUMER,
-                    record_attributes(raw, stage, domain),
-                )
+            span = tracer.start_span(
+                f"process {raw.topic}", context_of(raw.headers) if raw.headers else _EMPTY, SpanKind.CONSUMER
             )
+            if span.is_recording():
+                span.set_attributes(record_attributes(raw, stage, domain))
+            spans.append(span)
         batch = tracer.start_span(
             f"{stage} batch",
             _EMPTY,
@@ -304,7 +303,8 @@ class Tracing:
                 "switchyard.stage": stage,
                 "switchyard.domain": domain,
             },
-            links=[Link(s.get_span_context()) for s in spans if s.get_span_context().is_valid],
+            # the sampled records only: a link to a span no backend holds leads nowhere
+            links=[Link(s.get_span_context()) for s in spans if s.is_recording()],
         )
         return RecordSpans(records, spans, batch)
 
