@@ -48,13 +48,14 @@ def ensure_built() -> Path:
     path = binary()
     if path.exists():
         return path
-    go = shutil.which("go")
+    # Go's own tarball installs to /usr/local/go, which a non-login shell's PATH may lack
+    go = shutil.which("go") or shutil.which("go", path="/usr/local/go/bin")
     if go is None:
         raise RuntimeError(
             "Jaeger is built with Go (1.24 or newer, the module's toolchain): `go` is not on PATH"
         )
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
+    partial = path.with_name(path.name + ".partial")
     print(f"building Jaeger {version()} from the Go module proxy into {path}", file=sys.stderr, flush=True)
     subprocess.run(
         [go, "build", "-trimpath", "-o", str(partial), f"{MODULE}/cmd/jaeger"], cwd=JAEGER_DIR, check=True
