@@ -11,15 +11,21 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 # the final stage copies this one directory.
 RUN python3 -m venv /opt/switchyard
 WORKDIR /src
+# Dependencies first, exactly as locked (`make lock`): pinned versions, every file checked against its hash, so
+# two builds of one commit install the same bytes. A layer of its own, rebuilt only when the lock changes.
+COPY requirements.lock ./
+RUN /opt/switchyard/bin/pip install --require-hashes --no-deps -r requirements.lock
 COPY pyproject.toml setup.py MANIFEST.in README.md ./
 COPY app ./app
 COPY topics ./topics
 COPY schemas ./schemas
 COPY samples ./samples
 # A real (non-editable) install: setup.py packs topics/, schemas/ and samples/ into the package as app/_data/.
+# No dependency resolution and no build isolation: everything, the build backend included, came from the lock.
 # The check runs from / so that it imports the installed package, not /src/app.
-RUN /opt/switchyard/bin/pip install . \
-    && cd / && /opt/switchyard/bin/python -c "from app.core import paths; from app.core.catalog import load_catalog; \
+RUN /opt/switchyard/bin/pip install --no-deps --no-build-isolation . \
+    && /opt/switchyard/bin/pip check \
+    && cd / && /opt/switchyard/bin/python -c "from app import paths; from app.core.catalog import load_catalog; \
 assert paths.INSTALLED, paths.DATA_ROOT; load_catalog(); assert any(paths.SAMPLES_DIR.glob('*/*.json'))"
 
 FROM ${BASE_IMAGE}

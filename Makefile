@@ -1,6 +1,6 @@
 # Two commands for a fresh machine (each does its own set-up):
 #   make demo   embedded Kafka + worker + reference CRM + every domain's seed samples, then a summary
-#   make test   lint, types, then the whole test suite against a real Kafka broker
+#   make test   lint (ruff, import layers), types, then the whole test suite against a real Kafka broker
 # .ci/run calls `make test`.
 
 PYTHON ?= python3
@@ -8,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test tools venv jars jaeger lint types pytest pytest-docker-broker bench trace-screenshot clean
+.PHONY: demo test tools venv jars jaeger lock lint types pytest pytest-docker-broker bench trace-screenshot clean
 
 # Python's venv module, a JDK and Maven: installed with apt-get when missing and root, else named (.ci/ensure-tools).
 tools:
@@ -31,12 +31,20 @@ jars: $(STAMP)
 jaeger: $(STAMP)
 	$(BIN)/python -m tests.jaeger
 
+# The image's dependencies, pinned with hashes (the Dockerfile installs this file with --require-hashes, so a
+# rebuild gets the same bytes). Re-run after changing [project].dependencies or to take upgrades; commit the result.
+# The project's build backend (setuptools) is pinned too: the image builds the wheel without build isolation.
+lock: venv
+	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --build-deps-for=wheel \
+		--no-emit-index-url --no-emit-find-links --output-file=requirements.lock pyproject.toml
+
 demo: tools venv jars
 	$(BIN)/switchyard demo --once
 
 lint: venv
 	$(BIN)/ruff check app tests bench
 	$(BIN)/ruff format --check app tests bench
+	$(BIN)/lint-imports
 
 types: venv
 	$(BIN)/mypy

@@ -2,7 +2,7 @@
 
 ``topics/``, ``schemas/`` and ``samples/`` live beside ``app/`` in the checkout (data kept out of code), so a
 plain wheel would leave them behind and an installed ``switchyard`` (the container image) could not find its
-catalog. This copies them to ``app/_data/`` in the build; ``app/core/paths.py`` looks there first. Editable
+catalog. This copies them to ``app/_data/`` in the build; ``app/paths.py`` looks there first. Editable
 installs skip the copy: the checkout's own directories are found beside the package.
 """
 

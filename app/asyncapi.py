@@ -36,7 +36,7 @@ from app import __version__
 from app.core import deadletter as dl
 from app.core.catalog import Catalog, TopicSpec, duration_ms
 from app.core.errors import ConfigError
-from app.core.paths import SCHEMAS_DIR
+from app.paths import SCHEMAS_DIR
 from app.settings import Settings
 
 ASYNCAPI_VERSION = "3.0.0"

@@ -36,7 +36,7 @@ from types import TracebackType
 from typing import Any
 
 from app.core.errors import BrokerError
-from app.core.paths import ROOT
+from app.paths import ROOT
 from app.procs import stop_process
 
 DEFAULT_KAFKA_VERSION = "4.4.0"

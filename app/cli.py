@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import importlib.util
 import json
 import logging
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -463,9 +465,24 @@ def asyncapi() -> None:
 )
 def bench(quick: bool, as_json: bool, only: tuple[str, ...], trace_sample: float | None) -> None:
     """Benchmark: passthrough vs plain vs pipeline per domain, latency, CRM efficiency, recovery."""
+    _bench_on_path()
     from bench.harness import run_bench
 
     sys.exit(run_bench(quick=quick, as_json=as_json, only=only, trace_sample=trace_sample))
+
+
+def _bench_on_path() -> None:
+    """The bench is development support, not part of the wheel: it runs from a checkout. A console script's
+    ``sys.path`` starts at its ``bin/``, so the checkout (which holds ``bench/`` beside ``app/``) is put on it,
+    and on ``PYTHONPATH`` for the processes the bench starts (``python -m bench.…``)."""
+    if importlib.util.find_spec("bench") is not None:
+        return
+    from app.paths import INSTALLED, ROOT
+
+    if INSTALLED or not (ROOT / "bench" / "harness.py").is_file():
+        raise click.UsageError("switchyard bench runs from a source checkout (bench/ is not installed)")
+    sys.path.insert(0, str(ROOT))
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
 
 
 def run() -> None:

@@ -1,16 +1,54 @@
-"""The one settings object. Built once (``Settings()`` reads ``SWITCHYARD_*`` from the environment), frozen, and
-passed to whatever needs it; nothing else reads the environment."""
+"""The worker's and the CLI's settings. Built once (``Settings()`` reads ``SWITCHYARD_*`` from the environment),
+frozen, and passed to whatever needs it.
+
+Two readers of the environment stand outside it, on purpose: the embedded broker (:mod:`app.broker`) reads
+``SWITCHYARD_KAFKA_VERSION`` (it is a development tool started before any settings exist, and the Kafka image
+build follows the same variable), and the bench (``bench/harness.py``) reads ``SWITCHYARD_BROKER`` to run
+against an external broker instead of starting one. This module imports nothing else of the app but
+:mod:`app.paths` (import-linter holds that: core builds on settings, not the other way round).
+"""
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from app.core.paths import STATE_DIR, TOPICS_DIR
-from app.sinks.crm.limiter import RateWindow, parse_windows
+from app.paths import STATE_DIR, TOPICS_DIR
+
+
+@dataclass(frozen=True, slots=True)
+class RateWindow:
+    """At most ``limit`` calls in any ``seconds``."""
+
+    limit: int
+    seconds: float
+
+    def __str__(self) -> str:
+        return f"{self.limit}/{self.seconds:g}s"
+
+
+_WINDOW = re.compile(r"^\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_windows(text: str) -> tuple[RateWindow, ...]:
+    """``"100/10s,100/60s"`` -> the windows; a ValueError naming the part that is not ``<calls>/<seconds>[unit]``
+    (units ``ms``, ``s``, ``m``, ``h``; seconds when omitted) or that has no calls or no time."""
+    out: list[RateWindow] = []
+    for part in text.split(","):
+        m = _WINDOW.match(part)
+        if not m:
+            raise ValueError(f"rate-limit window {part.strip()!r} is not <calls>/<seconds>[ms|s|m|h]")
+        window = RateWindow(int(m.group(1)), float(m.group(2)) * _UNIT[m.group(3) or "s"])
+        if window.limit < 1 or window.seconds <= 0:
+            raise ValueError(f"rate-limit window {part.strip()!r} needs at least 1 call and a time above 0")
+        out.append(window)
+    return tuple(out)
 
 
 class Settings(BaseSettings):
@@ -20,7 +58,6 @@ class Settings(BaseSettings):
     broker: str = Field(
         "", description="bootstrap servers host:port[,host:port]; empty = start the embedded broker"
     )
-    kafka_version: str = Field("", description="embedded broker version (empty = app.broker's default)")
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
     sasl_username: str = ""
@@ -76,6 +113,15 @@ class Settings(BaseSettings):
         "lz4",
         description="compression of every record batch the worker produces: changelogs rewrite a key's whole "
         "state, so lz4 sends a fraction of the bytes (CPU per event within the benchmark's noise either way)",
+    )
+
+    gc_young_threshold: int = Field(
+        50_000,
+        ge=0,
+        description="allocations between young-generation garbage collections (Python's default is 700; 0 "
+        "keeps the interpreter's thresholds and does not freeze the start-up heap). A batch in flight holds "
+        "thousands of objects: at 700 they survive into the old generations, whose collections scan the whole "
+        "heap, stall the event loop for up to a few hundred ms and cost about a fifth of the worker's CPU",
     )
 
     def producer_options(self) -> dict[str, Any]:

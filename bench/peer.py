@@ -25,8 +25,8 @@ from aiokafka.admin import NewTopic
 
 from app.core.admin import partitions_of
 from app.core.catalog import Catalog
-from app.core.paths import ROOT
 from app.core.records import DomainRules, TableRule
+from app.paths import ROOT
 from app.procs import stop_process
 from app.settings import Settings
 from bench.kafka import (
@@ -174,7 +174,7 @@ async def drain(
     timed = [*names.values(), *repartition]
     log = dep.tmp / "quix.log"
     with log.open("ab") as out:
-        proc = subprocess.Popen(
+        proc = subprocess.Popen(  # noqa: ASYNC220 - starting it does not block; its waits are awaited
             [sys.executable, "-m", "bench.quixapp", rules.name, raw_topic, group, str(dep.tmp / "state")],
             env=dep.environ(),
             stdout=out,

@@ -15,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from app.core.paths import ROOT
+from app.paths import ROOT
 
 
 class Profiler:

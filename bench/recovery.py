@@ -19,7 +19,7 @@ import httpx
 
 from app.core.admin import ensure_topics
 from app.core.catalog import load_catalog
-from app.core.paths import ROOT
+from app.paths import ROOT
 from bench.kafka import create, preload
 from bench.procstat import peak_rss_mb
 from bench.worker import Deployment

@@ -4,7 +4,7 @@ A worker holds one RocksDB store per table partition (six domains' tables x thei
 variant opens ``stores`` stores in a fresh process, then writes and reads a steady mix round after round and
 records the process RSS after every round. Faust's defaults give each store its own 64 MB memtables and cache,
 so RSS climbs with every round until the memtables of *every* store are full; the shared budget
-(``app.core.tablestore``, ``SWITCHYARD_TABLE_MEMORY_MB``) should level off near its size. Both variants run the
+(``app.core.runtime.tablestore``, ``SWITCHYARD_TABLE_MEMORY_MB``) should level off near its size. Both variants run the
 same seeded workload in the same run, so the ratio of their final RSS is the figure, not the absolute numbers.
 """
 
@@ -29,7 +29,7 @@ def workload(mode: str, stores: int, rounds: int, writes: int, budget_mb: int) -
     """RSS (MB) of this process after each round of ``writes`` puts and as many gets per store."""
     from faust.stores.rocksdb import RocksDBOptions
 
-    from app.core.tablestore import SharedMemoryOptions, TableMemory
+    from app.core.runtime.tablestore import SharedMemoryOptions, TableMemory
 
     options = (
         RocksDBOptions(use_rocksdict=True)

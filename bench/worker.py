@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from app.core.paths import ROOT
+from app.paths import ROOT
 from app.procs import stop_process
 from app.settings import Settings
 

@@ -22,8 +22,8 @@ from pathlib import Path
 import httpx
 
 from app.broker import EmbeddedBroker
-from app.core.paths import ROOT, SAMPLES_DIR
 from app.domains.vome.views import WEBHOOK_PATH
+from app.paths import ROOT, SAMPLES_DIR
 from app.sinks.crm.benchmark import TOKEN
 from tests.integration.test_crm_sink import Crm
 from tests.jaeger import UI_ASSETS_ENV, Jaeger

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from app.core.paths import ROOT
+from app.paths import ROOT
 from app.procs import stop_process
 from tests.worker import free_port, wait_until
 

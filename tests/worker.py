@@ -7,13 +7,14 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.core.paths import ROOT
+from app.paths import ROOT
 from app.procs import stop_process
 from app.settings import Settings
 
@@ -45,7 +46,8 @@ class Deployment:
 
     @property
     def settings(self) -> Settings:
-        return Settings(**{k.removeprefix("SWITCHYARD_").lower(): v for k, v in self.env.items()})
+        values: dict[str, Any] = {k.removeprefix("SWITCHYARD_").lower(): v for k, v in self.env.items()}
+        return Settings(**values)  # strings, as from the environment; pydantic converts them
 
     def topic(self, name: str) -> str:
         return self.settings.topic(name)
@@ -174,7 +176,9 @@ def read_all(settings: Settings, topic: str, isolation_level: str = "read_commit
 
 
 def produce(
-    settings: Settings, topic: str, records: list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]]
+    settings: Settings,
+    topic: str,
+    records: Sequence[tuple[bytes | None, bytes | None, Sequence[tuple[str, bytes]]]],
 ) -> None:
     """Publish (key, value, headers) records to catalog topic ``topic`` and wait for every acknowledgement."""
     import asyncio

@@ -31,7 +31,7 @@ from fastavro.schema import to_parsing_canonical_form
 from fastavro.validation import validate as _validate
 
 from app.core.errors import DecodeError, EnrichError
-from app.core.paths import SCHEMAS_DIR
+from app.paths import SCHEMAS_DIR
 
 AVRO_DIR = SCHEMAS_DIR / "avro"
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"

@@ -1,8 +1,9 @@
-"""The topic catalog (``topics/catalog.yaml``) and the admin operations on it.
+"""The topic catalog (``topics/catalog.yaml``), parsed: every topic's spec and the ``domains:`` section.
 
-Code never spells a topic name: it asks the catalog for a domain's raw or dead-letter topic, or names a catalog
-entry, and :meth:`Settings.topic` adds the deployment's prefix. ``create`` is idempotent and never alters a
-topic that exists: a differing partition count or config is reported as drift for a human to decide.
+Code never spells a topic's Kafka name: it asks the catalog for a domain's raw or dead-letter topic by role, or
+names a catalog entry (``crm.commands``, a domain's feed or output), and :meth:`Settings.topic` adds the
+deployment's prefix. Creating the topics, and reporting drift without altering anything, is
+:mod:`app.core.admin`'s.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from app.core.errors import ConfigError
-from app.core.paths import TOPICS_DIR
+from app.paths import TOPICS_DIR
 
 Role = Literal["raw", "output", "snapshot", "feed", "deadletter", "unhandled", "commands"]
 
@@ -60,7 +61,6 @@ class TopicSpec(BaseModel):
     retention: str = "7d"
     cleanup: Literal["delete", "compact", "compact,delete"] = "delete"
     partitions: int | None = None
-    exactly_once: bool = False
 
     @field_validator("model", mode="before")
     @classmethod

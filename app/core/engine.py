@@ -10,7 +10,7 @@ stage an unexpected error is booked to, or on what the metrics say:
 
 - at-least-once (:mod:`app.core.runtime`, on Faust agents): send the emits, wait for their acknowledgements, then
   store the marks and table writes (a crash in between re-emits; it never loses);
-- exactly-once (:mod:`app.core.eos`, on Kafka transactions): emits, marks and input offsets in one transaction.
+- exactly-once (:mod:`app.core.runtime.eos`, on Kafka transactions): emits, marks and input offsets in one transaction.
 
 :class:`Accounting` is the one metrics path of a step, whichever driver ran it. Nothing here imports Faust.
 """

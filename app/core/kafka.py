@@ -1,5 +1,7 @@
-"""Small aiokafka helpers: the CLI's and tools' clients, and what the worker's own aiokafka consumers (the
-exactly-once stages, the CRM sink) share."""
+"""Small aiokafka helpers, outside Faust: the producer and reader the CLI, the demo, the bench and the tests use,
+and what the worker's own aiokafka consumers (the exactly-once stages, the CRM sink) share: the record conversion
+and the lag they report. Those build their own clients (a transactional producer per partition, a consumer that
+commits its own offsets, the webhook ingress's producer) from the same :meth:`Settings.kafka_client_options`."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from app.settings import Settings
 
 
 def producer(settings: Settings, **extra: Any) -> AIOKafkaProducer:
-    """An idempotent, acks=all producer: what every Switchyard write to Kafka uses outside Faust."""
+    """An idempotent, acks=all producer for the CLI, the demo, the bench and the tests."""
     opts: dict[str, Any] = {"acks": "all", "enable_idempotence": True, "linger_ms": 5}
     opts.update(extra)
     return AIOKafkaProducer(**settings.kafka_client_options(), **opts)

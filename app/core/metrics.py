@@ -1,4 +1,7 @@
-"""Every Prometheus metric of Switchyard, in one place, on an injected registry.
+"""The worker's Prometheus metrics (records, stages, Kafka, tables, webhooks), on an injected registry.
+
+A component with series of its own keeps them beside it on the same registry (the CRM sink:
+:mod:`app.sinks.crm.metrics`), so core knows no sink.
 
 Names follow ``switchyard_<what>_<unit>``; counters end in ``_total``; durations are seconds. Labels are bounded
 sets (domain, event_type, topic, stage, error_code, outcome, status): never a user id, e-mail or free text, so
@@ -10,7 +13,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-_LAG_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 30, 60, 300, 1800, 3600, 86400, 604800)
+LAG_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 30, 60, 300, 1800, 3600, 86400, 604800)
 
 
 class Metrics:
@@ -59,7 +62,7 @@ class Metrics:
             "switchyard_end_to_end_lag_seconds",
             "Now minus the event's own time (or its Kafka timestamp) when processed",
             ["domain"],
-            buckets=_LAG_BUCKETS,
+            buckets=LAG_BUCKETS,
             registry=r,
         )
         self.last_event_time = Gauge(
@@ -118,33 +121,5 @@ class Metrics:
             "switchyard_webhook_requests_total",
             "Webhook deliveries by source and HTTP status",
             ["source", "status"],
-            registry=r,
-        )
-        # --- CRM sink --------------------------------------------------------------------------------------
-        self.crm_calls = Counter(
-            "switchyard_crm_calls_total", "CRM HTTP calls by status", ["op", "status"], registry=r
-        )
-        self.crm_commands = Counter(
-            "switchyard_crm_commands_total", "CRM commands by outcome", ["op", "outcome"], registry=r
-        )
-        self.crm_batch_size = Histogram(
-            "switchyard_crm_batch_size",
-            "Commands per CRM call",
-            buckets=(1, 2, 5, 10, 25, 50, 75, 100),
-            registry=r,
-        )
-        self.crm_queue_depth = Gauge("switchyard_crm_queue_depth", "Commands waiting for the CRM", registry=r)
-        self.crm_rate_limit_wait = Counter(
-            "switchyard_crm_rate_limit_wait_seconds_total",
-            "Seconds spent waiting for the call budget",
-            registry=r,
-        )
-        self.crm_breaker_open = Gauge(
-            "switchyard_crm_breaker_open", "1 while the CRM circuit breaker is open", registry=r
-        )
-        self.crm_ack_seconds = Histogram(
-            "switchyard_crm_ack_seconds",
-            "Command issue time to CRM acknowledgement",
-            buckets=_LAG_BUCKETS,
             registry=r,
         )

@@ -1,16 +1,18 @@
 """The record types every domain speaks, and the pure decode -> validate -> enrich contract.
 
-A domain plugs in by exposing a :class:`DomainRules` in ``app/domains/<name>/rules.py``. Its ``process``
-is a pure function of (record bytes + headers, clock): it returns a :class:`Processed` or raises a
-:class:`~app.core.errors.RecordError`. Agents, ``switchyard check``, the benchmark's "plain" loop and the unit
-tests all call that same function, so what is tested offline is what runs in the worker.
+A domain plugs in as a package named in the catalog's ``domains:`` section (``app/domains/<name>/`` for the five
+upstream systems; the tests add their own elsewhere) whose ``rules.RULES`` is a :class:`DomainRules`. Its
+``process`` is a pure function of (record bytes + headers, clock): it returns a :class:`Processed` or raises a
+:class:`~app.core.errors.RecordError`. The stage engine (:mod:`app.core.engine`, under both drivers),
+``switchyard check``, the benchmark's "plain" loop and the unit tests all call that same function, so what is
+tested offline is what runs in the worker.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -146,7 +148,6 @@ class DomainRules:
     event_types: Sequence[str] = ()
     samples: Callable[[], Sequence[Sample]] = lambda: ()
     key_of: Callable[[bytes, str | None], bytes | None] = lambda body, event_type: None
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 def canonical_json(body: Any) -> bytes:
@@ -169,7 +170,7 @@ def load_samples(domain: str) -> list[Sample]:
     File names are ``<event-type>--<label>.json`` for domains whose event type travels in a header, or
     ``<label>.json`` where the body names its own type. Sorted, so the demo publishes them in a stable order.
     """
-    from app.core.paths import SAMPLES_DIR
+    from app.paths import SAMPLES_DIR
 
     out: list[Sample] = []
     for path in sorted((SAMPLES_DIR / domain).glob("*.json")):

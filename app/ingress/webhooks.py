@@ -28,7 +28,7 @@ from aiokafka import AIOKafkaProducer
 from app.core.codecs import decode_json_object
 from app.core.errors import DecodeError
 from app.core.records import EVENT_TYPE_HEADER
-from app.core.runtime import Runtime
+from app.core.runtime import Runtime, post_page
 from app.core.tracing import Hop
 
 log = logging.getLogger("switchyard.ingress")
@@ -170,22 +170,11 @@ class Ingress:
             }
             return self_.json(accepted, status=202), 202
 
-        self.rt.app.page(source.path, name=f"webhook-{source.domain}")(_post_only(view))
+        post_page(self.rt, source.path, f"webhook-{source.domain}", view)
 
     async def close(self) -> None:
         if self._producer is not None:
             await self._producer.stop()
-
-
-def _post_only(handler: Callable[..., Any]) -> Any:
-    """A Faust class-based view answering POST only (GET on a webhook URL is a 405, not a 200)."""
-    from faust.web import View
-
-    class WebhookView(View):
-        async def post(self, request: Any, **kwargs: Any) -> Any:
-            return await handler(self, request, **kwargs)
-
-    return WebhookView
 
 
 def webhook(runtime: Runtime, source: WebhookSource) -> None:
@@ -193,10 +182,5 @@ def webhook(runtime: Runtime, source: WebhookSource) -> None:
     ingress = runtime.services.get("ingress")
     if ingress is None:
         ingress = runtime.services["ingress"] = Ingress(runtime)
-
-        async def close(sender: Any, *args: Any, **kwargs: Any) -> None:
-            await ingress.close()
-
-        signal: Any = runtime.app.on_before_shutdown  # faust types handlers too narrowly for coroutines
-        signal.connect(close)
+        runtime.on_shutdown(ingress.close)
     ingress.add(source)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -54,7 +55,7 @@ def smoked(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="module")
-def result(smoked: str, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
+def result(smoked: str, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     plan = Plan(
         mode="smoke",
         records={smoked: N},
@@ -73,7 +74,7 @@ def result(smoked: str, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathF
     return asyncio.run(bench.scenario(SCENARIOS[smoked], "smoke"))
 
 
-def test_every_variant_consumed_the_whole_backlog(result: dict) -> None:
+def test_every_variant_consumed_the_whole_backlog(result: dict[str, Any]) -> None:
     (only,) = result["rounds"]
     assert only["passthrough_records"] == N
     assert only["plain_records"] == N
@@ -102,7 +103,7 @@ def expected(smoked: str) -> Counter[str]:
 
 
 def test_plain_outputs_add_up_to_what_the_rules_say(
-    smoked: str, result: dict, expected: Counter[str]
+    smoked: str, result: dict[str, Any], expected: Counter[str]
 ) -> None:
     """What the folds wrote goes to topics ``route`` never names, so it is checked apart: that the folds ran."""
     deadletter = load_catalog().deadletter_topic(SCENARIOS[smoked].domain).name
@@ -114,7 +115,9 @@ def test_plain_outputs_add_up_to_what_the_rules_say(
         assert 0 < outputs["vome.volunteers"] <= expected["vome.volunteers.feed"]
 
 
-def test_peer_outputs_add_up_to_what_the_rules_say(smoked: str, result: dict, expected: Counter[str]) -> None:
+def test_peer_outputs_add_up_to_what_the_rules_say(
+    smoked: str, result: dict[str, Any], expected: Counter[str]
+) -> None:
     """Q (Quix Streams) read the whole backlog and wrote what stage one routes, topic by topic, except the feeds
     its ``group_by`` replaces with repartition topics; and its folds wrote their snapshots (their counts depend
     on the order a key's updates arrive in, which differs between variants, so only that they ran)."""
@@ -132,7 +135,7 @@ def test_peer_outputs_add_up_to_what_the_rules_say(smoked: str, result: dict, ex
     assert {t for t, k in outputs.items() if k and t not in expected}, "no fold wrote anything"
 
 
-def test_latency_steps_see_every_record_they_sent(result: dict) -> None:
+def test_latency_steps_see_every_record_they_sent(result: dict[str, Any]) -> None:
     steps = result["latency"]["steps"]
     assert [s["fraction"] for s in steps] == list(FRACTIONS)
     for s in steps:
@@ -142,10 +145,10 @@ def test_latency_steps_see_every_record_they_sent(result: dict) -> None:
 
 
 def test_result_has_the_promised_shape_and_is_written(
-    smoked: str, result: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    smoked: str, result: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert result.keys() >= SCENARIO_KEYS
-    run = {
+    run: dict[str, Any] = {
         "mode": "smoke",
         "started_at": "now",
         "machine": {},

@@ -50,7 +50,7 @@ def test_every_domain_gets_the_cpu_and_both_ratio_goals_and_its_own_p99_target()
 
 
 def test_the_table_shows_the_peer_columns_and_every_goal() -> None:
-    result = {
+    result: dict[str, Any] = {
         "scenarios": {
             "lara": scenario(peer_eps=900.0, ratio_peer=0.5, peer_cpu_us_per_event=400, rss_mb=150.0)
         },

@@ -173,6 +173,7 @@ _SPECS: dict[str, tuple[str, Path, Path, tuple[Path, ...]]] = {
             ROOT / p
             for p in (
                 ".dockerignore",
+                "requirements.lock",
                 "pyproject.toml",
                 "setup.py",
                 "MANIFEST.in",

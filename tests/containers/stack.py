@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from app.broker import free_ports
-from app.core.paths import ROOT
+from app.paths import ROOT
 from tests.containers.images import Image
 
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"

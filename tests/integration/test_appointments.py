@@ -24,7 +24,6 @@ import pytest
 from app.core import deadletter as dl
 from app.core.codecs import encode_json
 from app.core.kafka import producer, read_to_end
-from app.core.paths import SAMPLES_DIR
 from app.domains.appointments.generate import (
     invalid_documents,
     life_cycles,
@@ -34,6 +33,7 @@ from app.domains.appointments.generate import (
 from app.domains.appointments.state import TABLE
 from app.domains.appointments.views import APPOINTMENT_PATH, WEBHOOK_PATH
 from app.ingress.webhooks import SIGNATURE_HEADER, sign
+from app.paths import SAMPLES_DIR
 from app.sinks.crm.commands import CrmCommand
 from tests.worker import Deployment, Worker, read_all, wait_until
 

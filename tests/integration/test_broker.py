@@ -17,7 +17,7 @@ from aiokafka.errors import KafkaError
 from app import broker as broker_mod
 from app.broker import DEFAULT_KAFKA_VERSION, EmbeddedBroker, ensure_jars, kafka_version, port_is_free
 from app.core.errors import BrokerError
-from app.core.paths import ROOT
+from app.paths import ROOT
 from tests.conftest import SCRAM_USERS
 from tests.kafka_helpers import consume_all, create_topics, produce, wait_for
 
@@ -148,7 +148,7 @@ def test_a_temporary_data_dir_is_removed_on_close() -> None:
 
 async def test_the_foreground_command_prints_the_bootstrap_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     data_dir = tmp_path / "kafka"
-    proc = subprocess.Popen(
+    proc = subprocess.Popen(  # noqa: ASYNC220 - starting it does not block; reads and waits go through to_thread
         [sys.executable, "-m", "app.broker", "--data-dir", str(data_dir)],
         cwd=ROOT,
         stdout=subprocess.PIPE,

@@ -23,6 +23,7 @@ from hubspot.crm import contacts as hc
 from hubspot.crm.associations import v4 as ha
 from hubspot.crm.objects import meetings as hm
 
+from app.core.errors import PermanentSinkError
 from app.sinks.crm.base import CONTACT_ARCHIVED, CONTACT_NOT_FOUND
 from app.sinks.crm.benchmark import TOKEN
 from app.sinks.crm.commands import CrmCommand
@@ -237,7 +238,7 @@ async def test_several_windows_the_tightest_one_answers() -> None:
         httpx.AsyncClient(base_url=crm.url) as http,
     ):
         auth = {"Authorization": f"Bearer {TOKEN}"}
-        body = {"inputs": []}
+        body: dict[str, Any] = {"inputs": []}
         statuses = [
             (await http.post("/crm/v3/objects/contacts/batch/upsert", json=body, headers=auth))
             for _ in range(3)
@@ -312,7 +313,7 @@ def sdk_request(api: Any, method_name: str, *args: Any, **kw: Any) -> tuple[str,
 def command(i: int, op: str, contact: str, props: dict[str, Any] | None = None, **kw: Any) -> CrmCommand:
     return CrmCommand(
         command_id=f"sdk-{i:06d}",
-        op=op,  # type: ignore[arg-type]
+        op=op,
         contact_id=contact,
         properties=props or {},
         source="test",
@@ -415,7 +416,7 @@ async def test_crm_setup_creates_every_custom_property_once_and_reports_drift() 
     async with ReferenceCrm(setup=False) as crm:
         # a bare portal, as a real one before setup: the sink's first write is refused
         adapter = HubSpotAdapter(crm.url, TOKEN)
-        with pytest.raises(Exception) as refused:
+        with pytest.raises(PermanentSinkError, match="400") as refused:
             await adapter.upsert_contacts([command(1, "contact.upsert", "u1", {"vome_status": "active"})])
         assert "CRM-400" in str(getattr(refused.value, "code", "")) or "400" in str(refused.value)
         first = await setup_portal(crm.url, TOKEN)

@@ -20,8 +20,8 @@ import httpx
 import pytest
 
 from app.core import deadletter as dl
-from app.core.paths import SAMPLES_DIR
 from app.domains.appointments.views import APPOINTMENT_PATH
+from app.paths import SAMPLES_DIR
 from app.sinks.crm.benchmark import TOKEN, generate_commands
 from app.sinks.crm.commands import CrmCommand
 from app.sinks.crm.model import expected_state, normalize_state

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from app.core.catalog import load_catalog
-from app.core.paths import ROOT
 from app.core.records import load_samples
+from app.paths import ROOT
 from app.settings import Settings
 from app.sinks.crm.reference import CrmStore
 from tests.worker import Deployment
@@ -49,8 +49,8 @@ def test_demo_once_runs_every_domain_and_exits_0(kafka_bootstrap: str, tmp_path:
         )
     }
     assert set(crm) == {"vome", "appointments"}, out
-    for domain, (applied, waiting, dead) in crm.items():
-        assert applied > 0 and waiting == 0 and dead == "0", (domain, out)
+    for domain, (applied, waiting, refused) in crm.items():
+        assert applied > 0 and waiting == 0 and refused == "0", (domain, out)
 
     # Every Vome booking sample that was not deleted is a meeting on its volunteer's contact in the CRM.
     state = CrmStore(str(tmp_path / "demo" / "crm.sqlite3")).state()

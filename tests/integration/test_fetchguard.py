@@ -1,4 +1,4 @@
-"""The fetch guard (app/core/fetchguard.py) against the broker: a Faust worker whose partitions are sought back to
+"""The fetch guard (app/core/runtime/fetchguard.py) against the broker: a Faust worker whose partitions are sought back to
 their committed offsets again and again while it is busy (what every rebalance does) still processes every record
 and commits to the end. Faust's own consumer fails here: a batch fetched before a seek is delivered after it,
 and the refetches of the records between the seek and that batch are dropped as already read, so the commit stalls
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from app.core.fetchguard import SCHEME
+from app.core.runtime.fetchguard import SCHEME
 from tests.faust_run import FaustRun
 from tests.kafka_helpers import create_topics, produce, wait_for
 
@@ -70,6 +70,7 @@ if __name__ == "__main__":
     app.main()
 """
 
+ROOT = Path(__file__).resolve().parents[2]
 RECORDS = 2000
 
 
@@ -97,7 +98,7 @@ async def test_a_busy_worker_sought_back_again_and_again_processes_and_commits_e
         "COMPAT_OUT": str(tmp_path / "out.jsonl"),
         "GUARD_SCHEME": os.environ.get("SWITCHYARD_FETCHGUARD_SCHEME", SCHEME),
         "GUARD_SEEKS": "12",
-        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+        "PYTHONPATH": str(ROOT),
     }
     faust_runs.append(FaustRun(script, env, tmp_path / "faust.log", cwd=tmp_path))
     run = faust_runs[-1]

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from app.core import deadletter as dl
+from tests.kafka_helpers import Record
 from tests.worker import Deployment, produce, read_all, wait_until
 
 pytestmark = pytest.mark.integration
@@ -36,7 +37,7 @@ def test_bad_records_are_dead_lettered_untouched_and_the_agent_goes_on(deploymen
     s = deployment.settings
     bad_json = (b"k-decode", b'{"id": "x", ', [("trace", b"t-1"), ("switchyard.event-type", b"thing")])
     invalid = (b"k-validate", b'{"id": "y", "n": -5}', [("trace", b"t-2")])
-    good = (b"k-good", b'{"id": "z", "n": 4}', [])
+    good: Record = (b"k-good", b'{"id": "z", "n": 4}', [])
     produce(s, "testdomain.raw", [bad_json, invalid, good])
 
     dead = wait_until(
@@ -69,7 +70,7 @@ def test_bad_records_are_dead_lettered_untouched_and_the_agent_goes_on(deploymen
 def test_a_redelivered_event_produces_one_output_and_one_table_change(deployment: Deployment) -> None:
     w = deployment.worker().start()
     s = deployment.settings
-    rec = (b"same", b'{"id": "same", "n": 7}', [])
+    rec: Record = (b"same", b'{"id": "same", "n": 7}', [])
     produce(s, "testdomain.raw", [rec, rec, rec])
     wait_until(
         lambda: w.metric("switchyard_dedupe_hits_total", domain="testdomain") == 2, what="two dedupe hits"

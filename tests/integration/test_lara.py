@@ -21,7 +21,6 @@ from urllib.parse import quote
 import pytest
 
 from app.core import deadletter as dl
-from app.core.paths import SAMPLES_DIR
 from app.core.records import EVENT_TYPE_HEADER, content_event_id
 from app.domains.lara.generate import (
     ACCEPT,
@@ -33,6 +32,7 @@ from app.domains.lara.generate import (
     reference_timelines,
 )
 from app.domains.lara.views import COMPLIANCE_PATH, TIMELINE_PATH
+from app.paths import SAMPLES_DIR
 from tests.worker import Deployment, Worker, produce, read_all, wait_until
 
 pytestmark = pytest.mark.integration

@@ -20,7 +20,6 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
 from app.core import deadletter as dl
-from app.core.paths import SAMPLES_DIR
 from app.domains.phoenix.generate import (
     ACCEPT,
     UNHANDLED,
@@ -30,6 +29,7 @@ from app.domains.phoenix.generate import (
     session_stream,
 )
 from app.domains.phoenix.views import COACH_WEEKS_PATH, TALENT_PROGRESS_PATH
+from app.paths import SAMPLES_DIR
 from tests.worker import Deployment, Worker, produce, read_all, wait_until
 
 pytestmark = pytest.mark.integration

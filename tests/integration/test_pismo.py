@@ -24,9 +24,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from app.core import deadletter as dl
 from app.core.avro import decode_confluent, decode_single_object, schema_from_json
 from app.core.kafka import partition_count
-from app.core.paths import SAMPLES_DIR
 from app.domains.pismo.generate import Generated, generate, reference_phase_counts
 from app.domains.pismo.views import PHASE_PATH, PHASES_PATH
+from app.paths import SAMPLES_DIR
 from tests.registry import TestRegistry
 from tests.worker import Deployment, Worker, produce, read_all, wait_until
 

@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
-from app.core.paths import SAMPLES_DIR
 from app.domains.vome.views import WEBHOOK_PATH
+from app.paths import SAMPLES_DIR
 from app.sinks.crm.benchmark import TOKEN
 from tests.integration.test_crm_sink import Crm
 from tests.jaeger import Jaeger, tags

@@ -25,13 +25,13 @@ from app.core import deadletter as dl
 from app.core.admin import admin_client
 from app.core.codecs import decode_json_object
 from app.core.errors import DecodeError
-from app.core.paths import SAMPLES_DIR
 from app.core.records import EVENT_TYPE_HEADER, content_event_id, load_samples
 from app.domains.vome.crm import ENSURE, command_id
 from app.domains.vome.generate import Generated, generate_with_secrets, invalid_variants
 from app.domains.vome.rules import TRIGGERS
 from app.domains.vome.views import VOLUNTEER_PATH, WEBHOOK_PATH
 from app.ingress.webhooks import SIGNATURE_HEADER, sign
+from app.paths import SAMPLES_DIR
 from app.settings import Settings
 from app.sinks.crm.commands import CrmCommand
 from tests.worker import Deployment, Worker, produce, read_all, wait_until

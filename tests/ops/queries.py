@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from app.core.paths import ROOT
+from app.paths import ROOT
 
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "switchyard.json"

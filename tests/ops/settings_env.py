@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from app.core.paths import ROOT
+from app.paths import ROOT
 from app.settings import Settings
 
 HEALTH_LIVE = "/health/live"
@@ -19,6 +19,6 @@ def settings_env_names() -> set[str]:
 
 
 def served_paths() -> set[str]:
-    """Paths app/core/web.py registers, read from its source so a renamed endpoint fails these tests."""
-    source = (ROOT / "app" / "core" / "web.py").read_text()
+    """Paths app/core/runtime/web.py registers, read from its source so a renamed endpoint fails these tests."""
+    source = (ROOT / "app" / "core" / "runtime" / "web.py").read_text()
     return set(re.findall(r'@app\.page\("([^"]+)"\)', source))

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from app.broker import DEFAULT_KAFKA_VERSION
-from app.core.paths import ROOT
+from app.paths import ROOT
 from app.settings import Settings
 from tests.containers.broker import skip_or_fail
 from tests.containers.stack import compose_command
@@ -254,7 +254,15 @@ def test_workers_reach_kafka_and_the_crm_where_they_listen(services: dict[str, d
 def test_the_image_installs_the_package_and_runs_a_worker() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert re.search(r"^ARG BASE_IMAGE=python:3\.11-slim-bookworm$", dockerfile, re.M)
-    assert re.search(r"^RUN /opt/switchyard/bin/pip install \. ", dockerfile, re.M)
+    # dependencies exactly as locked (hash-checked), then the package itself without resolving anything
+    assert re.search(
+        r"^RUN /opt/switchyard/bin/pip install --require-hashes --no-deps -r requirements\.lock$",
+        dockerfile,
+        re.M,
+    )
+    assert re.search(
+        r"^RUN /opt/switchyard/bin/pip install --no-deps --no-build-isolation \. ", dockerfile, re.M
+    )
     assert "PYTHONPATH" not in dockerfile
     assert re.search(r"^USER switchyard$", dockerfile, re.M)
     assert (

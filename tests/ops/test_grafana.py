@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from app.core.paths import ROOT
+from app.paths import ROOT
 from tests.ops.queries import DASHBOARD, as_rules_file, dashboard_exprs, dashboard_panels
 
 GRAFANA = ROOT / "deploy" / "grafana"

@@ -6,14 +6,14 @@ import os
 import re
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import pytest
 import yaml
 from pydantic import SecretStr
 
-from app.core.paths import ROOT
+from app.paths import ROOT
 from app.settings import Settings
 from tests.ops.settings_env import HEALTH_LIVE, HEALTH_READY, METRICS, served_paths, settings_env_names
 
@@ -33,7 +33,7 @@ def one(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[
 
 def container(docs: list[dict[str, Any]]) -> dict[str, Any]:
     (c,) = one(docs, "StatefulSet")["spec"]["template"]["spec"]["containers"]
-    return c
+    return cast("dict[str, Any]", c)
 
 
 def pod_labels(docs: list[dict[str, Any]]) -> dict[str, str]:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from app.core.metrics import Metrics
+from app.sinks.crm.metrics import CrmMetrics
 from tests.ops.queries import all_exprs, dashboard_variable_queries, series_used
 from tests.worker import Deployment
 
@@ -51,9 +52,10 @@ def queried() -> dict[str, set[str]]:
 
 
 def in_process_metrics() -> dict[str, tuple[str, tuple[str, ...]]]:
-    """``{family: (type, label names)}`` of the metrics app/core/metrics.py registers."""
+    """``{family: (type, label names)}`` of the metrics a worker registers: app/core/metrics.py's and the CRM
+    sink's own (app/sinks/crm/metrics.py)."""
     out: dict[str, tuple[str, tuple[str, ...]]] = {}
-    for attr in vars(Metrics()).values():
+    for attr in [*vars(Metrics()).values(), *vars(CrmMetrics()).values()]:
         name, kind, labels = (getattr(attr, a, None) for a in ("_name", "_type", "_labelnames"))
         if isinstance(name, str) and isinstance(kind, str):
             out[name + ("_total" if kind == "counter" else "")] = (kind, tuple(labels or ()))

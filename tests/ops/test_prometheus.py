@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from app.core.paths import ROOT
+from app.paths import ROOT
 
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
 

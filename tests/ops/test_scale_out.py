@@ -77,7 +77,7 @@ def launch(w: Worker) -> None:
     import subprocess
     import sys
 
-    from app.core.paths import ROOT
+    from app.paths import ROOT
 
     with w.log.open("ab") as out:
         w.proc = subprocess.Popen(

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from app.core.paths import ROOT
+from app.paths import ROOT
 
 RESULTS = ROOT / "bench" / "results" / "reliability.json"
 

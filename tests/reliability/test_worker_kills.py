@@ -114,7 +114,7 @@ def worker_rss_mb(w: Worker) -> float:
     return rss
 
 
-#: RocksDB's share (app/core/tablestore.py) is bounded by its budget and fills as tables grow: with the default of
+#: RocksDB's share (app/core/runtime/tablestore.py) is bounded by its budget and fills as tables grow: with the default of
 #: 128 MB a 10-minute run was still filling it at the end (99 -> 230 MB, slowing). A small budget fills within the
 #: warm-up, so what the check sees after it is the rest of the process.
 MEMORY_TABLE_BUDGET_MB = 16

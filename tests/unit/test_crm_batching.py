@@ -22,7 +22,7 @@ def cmd(
 ) -> CrmCommand:
     return CrmCommand(
         command_id=f"cmd-{i:06d}",
-        op=op,  # type: ignore[arg-type]
+        op=op,
         contact_id=contact,
         properties=props or {},
         source="test",

@@ -12,7 +12,6 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from app.core.errors import BackpressureError, PermanentSinkError, RetriableSinkError
-from app.core.metrics import Metrics
 from app.sinks.crm.base import (
     CrmAdapter,
     Gate,
@@ -25,6 +24,7 @@ from app.sinks.crm.base import (
 from app.sinks.crm.commands import CommandOp, CrmCommand
 from app.sinks.crm.hooks import PrometheusHooks
 from app.sinks.crm.limiter import RateLimiter
+from app.sinks.crm.metrics import CrmMetrics
 from app.sinks.crm.model import CrmModel, expected_state
 from app.sinks.crm.sink import CrmSink, SinkConfig
 from tests.unit.test_crm_batching import cmd
@@ -255,7 +255,7 @@ async def test_prometheus_hooks_count_calls_commands_and_waits() -> None:
     clock = FakeTime()
     adapter = ModelAdapter([RetriableSinkError("down")])
     sink = make_sink(adapter, clock)
-    sink.hooks = PrometheusHooks(Metrics(registry))
+    sink.hooks = PrometheusHooks(CrmMetrics(registry))
     commands = [cmd(i, "contact.upsert", f"u{i}", {"city": "Oslo"}) for i in range(24)]
     commands.append(cmd(99, "activity.upsert", "ghost", {"title": "x"}, activity_id="a1"))
     assert len(await sink.write(commands)) == 1

@@ -1,4 +1,4 @@
-"""The fetch guard's per-record decision (app/core/fetchguard.py): what is delivered, dropped, fetched again, and
+"""The fetch guard's per-record decision (app/core/runtime/fetchguard.py): what is delivered, dropped, fetched again, and
 which holes are booked as gaps."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from app.core.fetchguard import Decision, Verdict, decide, hand_over
+from app.core.runtime.fetchguard import Decision, Verdict, decide, hand_over
 
 
 def test_a_record_fetched_before_the_latest_seek_is_fetched_again_never_delivered() -> None:

@@ -6,6 +6,7 @@ import copy
 import json
 import random
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -229,7 +230,7 @@ def test_rules_wire_the_tables_to_their_keyed_feeds() -> None:
 # ---- talent progress ---------------------------------------------------------------------------------------
 
 
-def fold_all(fold: Any, values: list[dict[str, Any] | None]) -> tuple[Any, list[Emit]]:
+def fold_all(fold: Any, values: Sequence[dict[str, Any] | None]) -> tuple[Any, list[Emit]]:
     state: Any = None
     emits: list[Emit] = []
     for v in values:
@@ -425,7 +426,7 @@ def test_coach_retention_keeps_the_latest_n_weeks_in_any_order() -> None:
 
 
 def test_coach_retention_must_keep_a_week() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="retention_weeks"):
         make_coach_fold(0)
 
 
@@ -470,10 +471,11 @@ def simulate(records: list[GeneratedRecord]) -> tuple[dict[str, Any], dict[str, 
         for emit in route(p, NOW):
             for rule in RULES.tables:
                 if rule.source_topic == emit.topic:
-                    table = tables[rule.name]
-                    folded = rule.fold(table.get(emit.key), orjson.loads(orjson.dumps(emit.value)), NOW)
+                    table, key = tables[rule.name], emit.key
+                    assert isinstance(key, str)  # feed keys are the table's own (str) keys
+                    folded = rule.fold(table.get(key), orjson.loads(orjson.dumps(emit.value)), NOW)
                     if folded.changed:
-                        table[emit.key] = orjson.loads(orjson.dumps(folded.state))
+                        table[key] = orjson.loads(orjson.dumps(folded.state))
     progress = {k: talent_progress_view(v) for k, v in tables["talent-progress"].items()}
     coaches = {k: coach_activity_view(v) for k, v in tables["coach-activity"].items()}
     return progress, coaches

@@ -16,7 +16,6 @@ import yaml
 
 from app.core.avro import decode_single_object, load_schema
 from app.core.errors import EnrichError, RecordError, ValidationFailed
-from app.core.paths import SAMPLES_DIR, TOPICS_DIR
 from app.core.records import Emit, RawRecord, content_event_id
 from app.domains.pismo.audit import AUDIT_NAMESPACE, avro_datum
 from app.domains.pismo.generate import (
@@ -38,6 +37,7 @@ from app.domains.pismo.rules import (
     route,
 )
 from app.domains.pismo.state import PHASELESS_KEY, empty_state, fold_phase, phase_key
+from app.paths import SAMPLES_DIR, TOPICS_DIR
 
 NOW = datetime(2026, 1, 1, 9, 30, tzinfo=UTC)
 SUCCESS = (SAMPLES_DIR / "pismo" / "success-update.json").read_bytes()
@@ -333,7 +333,7 @@ def run_pipeline(records: list[Generated]) -> tuple[dict[str, Any], Counter[str]
     tables: dict[str, Any] = {}
     for emit in [*feed, *feed[len(feed) // 2 :], *feed[-5:]]:
         key = emit.key
-        assert key is not None
+        assert isinstance(key, str)
         folded = fold_phase(tables.get(key), json.loads(orjson.dumps(emit.value)), NOW)
         if folded.changed:
             tables[key] = folded.state

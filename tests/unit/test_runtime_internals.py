@@ -1,8 +1,16 @@
-"""The private Faust internals the runtime's table I/O relies on, checked against the installed faust-streaming.
+"""The private Faust internals the runtime relies on, checked against the installed faust-streaming.
 
-``TableIO`` writes a batch straight into the RocksDB store of a table partition (``_db_for_partition``) and keeps
-Faust's key index (``_key_index``) right, so that Faust's own reads and HTTP queries find the key; its persisted
-offset goes through the public ``set_persisted_offset``. If an upgrade moves any of these, this fails first.
+Each is used in one place of ``app/core/runtime/`` with a comment naming the version it was checked against
+(0.15.3). If an upgrade moves any of them, a test here fails first, instead of a worker that silently reports
+itself never ready, exports zero lag, loses table writes or delivers records the fetch guard should hold back.
+
+- ``TableIO`` writes a batch straight into the RocksDB store of a table partition (``_db_for_partition``) and keeps
+  Faust's key index (``_key_index``) right, so that Faust's own reads and HTTP queries find the key; its persisted
+  offset goes through the public ``set_persisted_offset``.
+- ``internals.started_consumer`` (``App._consumer``) and ``internals.committed_offset``
+  (``Consumer._committed_offset``): readiness and lag.
+- ``SharedMemoryStore.stop`` clears Faust's ``_dbs``.
+- ``GuardedConsumer`` overrides or reads the names in ``fetchguard.FAUST_INTERNALS``.
 """
 
 from __future__ import annotations
@@ -11,22 +19,29 @@ from pathlib import Path
 
 import faust
 import pytest
+from faust.stores.rocksdb import Store as RocksDBStore
+from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
-from app.core import tablestore
 from app.core.engine import Write
-from app.core.runtime import TableIO
+from app.core.runtime import TableIO, fetchguard, internals, tablestore
 
 
 @pytest.fixture
-def io(tmp_path: Path) -> TableIO:
-    app = faust.App(
+def app(tmp_path: Path) -> faust.App:
+    fetchguard.install()
+    built = faust.App(
         "internals",
-        broker="kafka://127.0.0.1:1",
+        broker=f"{fetchguard.SCHEME}://127.0.0.1:1",
         store=tablestore.store_url("rocksdb://", 16),
         datadir=str(tmp_path),
     )
-    tablestore.install(app, 16)
+    tablestore.install(built, 16)
+    return built
+
+
+@pytest.fixture
+def io(app: faust.App) -> TableIO:
     table = app.Table("t", partitions=4, key_type=bytes, value_type=bytes)
     return TableIO(table)
 
@@ -48,3 +63,33 @@ def test_the_persisted_offset_is_faust_s(io: TableIO) -> None:
     io.table.data.set_persisted_offset(tp, 41)
     assert io.table.persisted_offset(tp) == 41
     assert io.changelog.endswith("t-changelog")
+
+
+def test_the_shared_store_stops_by_dropping_faust_s_partition_handles(io: TableIO) -> None:
+    io.store({b"a": Write(1, b"1", 1)})
+    store = io.table.data
+    assert isinstance(store, RocksDBStore) and store._dbs
+    store._dbs.clear()
+    assert not store._dbs
+
+
+def test_the_consumer_is_seen_only_once_created_and_its_committed_offsets_are_read(app: faust.App) -> None:
+    assert internals.started_consumer(app) is None  # a readiness probe must not create it
+    consumer = app.consumer
+    assert internals.started_consumer(app) is consumer
+    tp = TP("t", 0)
+    assert internals.committed_offset(consumer, tp) is None
+    consumer._committed_offset[tp] = 7
+    assert internals.committed_offset(consumer, tp) == 7
+
+
+def test_the_fetch_loop_the_guard_overrides_is_still_faust_s(app: faust.App) -> None:
+    consumer = app.consumer
+    assert isinstance(consumer, fetchguard.GuardedConsumer)
+    base = faust_aiokafka.Consumer
+    missing = [n for n in fetchguard.FAUST_INTERNALS if not (hasattr(base, n) or hasattr(consumer, n))]
+    assert not missing, f"faust-streaming moved {missing}: re-check app/core/runtime/fetchguard.py"
+    # The overridden methods must be the base class's own (an override of a method Faust no longer calls
+    # would silently switch the guard off).
+    overridden = [n for n in fetchguard.FAUST_INTERNALS if n in vars(fetchguard.GuardedConsumer)]
+    assert overridden and all(callable(getattr(base, n, None)) for n in overridden)

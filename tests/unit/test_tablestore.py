@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from app.core.tablestore import (
+from app.core.runtime import build_faust_app
+from app.core.runtime.tablestore import (
     MB,
     SCHEME,
     SharedMemoryOptions,
@@ -15,7 +16,6 @@ from app.core.tablestore import (
     memory_of,
     store_url,
 )
-from app.main import build_faust_app
 from app.settings import Settings
 
 

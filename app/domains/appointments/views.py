@@ -4,8 +4,7 @@ The webhook is keyed by the appointment id exactly as ``switchyard produce`` key
 appointment lands on one partition whichever way it arrives, and stage one sees them in delivery order.
 """
 
-from app.core.runtime import Runtime
-from app.core.web import table_query
+from app.core.runtime import Runtime, table_query
 from app.domains.appointments.rules import appointment_id_of
 from app.domains.appointments.state import TABLE
 from app.ingress.webhooks import WebhookSource, webhook

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.core.runtime import Runtime
-from app.core.web import table_query
+from app.core.runtime import Runtime, table_query
 from app.domains.lara.rules import RULES
 from app.domains.lara.state import COMPLIANCE_TABLE, IDENTITY_TABLE, TIMELINE_TABLE, compliance_view
 

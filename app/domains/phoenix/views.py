@@ -4,8 +4,7 @@ Answers use the published snapshot shape (the ``*_view`` functions), never the r
 the snapshot topics agree and the per-appointment bookkeeping stays internal.
 """
 
-from app.core.runtime import Runtime
-from app.core.web import table_query
+from app.core.runtime import Runtime, table_query
 from app.domains.phoenix.state import (
     COACH_ACTIVITY_TABLE,
     TALENT_PROGRESS_TABLE,

@@ -24,11 +24,3 @@ def local_phases(table: Any) -> dict[str, dict[str, Any]]:
     return {
         key.decode(): public_phase(orjson.loads(value)) for key, value in table.items() if value is not None
     }
-
-
-def held_partitions(app: Any, table: Any, default_total: int) -> tuple[list[int], int]:
-    """The table partitions this worker owns (by its changelog topic) and how many there are in all."""
-    changelog = table.changelog_topic_name
-    held = sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == changelog)
-    total = app.consumer.topic_partitions(changelog) or default_total
-    return held, int(total)

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.core.runtime import Runtime
-from app.core.web import authorized, table_query
+from app.core.runtime import Runtime, authorized, table_query
 from app.domains.pismo.rules import RULES
-from app.domains.pismo.tables import PHASES_TABLE, held_partitions, local_phases, public_phase
+from app.domains.pismo.tables import PHASES_TABLE, local_phases, public_phase
 
 PHASES_PATH = "/api/pismo/phases"
 PHASE_PATH = "/api/pismo/phases/{phase_key}"
@@ -25,11 +24,11 @@ def register(runtime: Runtime) -> None:
     table_query(runtime, PHASE_PATH, RULES.name, PHASES_TABLE, "phase_key", render=public_phase)
     holder = runtime.table(RULES.name, PHASES_TABLE)
 
-    @runtime.app.page(PHASES_PATH, name="pismo-phases-all")
+    @runtime.page(PHASES_PATH, name="pismo-phases-all")
     async def phases(self: Any, request: Any) -> Any:
         if not authorized(runtime, request):
             return self.json({"error": "missing or wrong bearer token"}, status=401)
-        held, total = held_partitions(runtime.app, holder.table, runtime.settings.topic_partitions)
+        held, total = holder.held_partitions(runtime.settings.topic_partitions)
         return self.json(
             {
                 "worker": runtime.settings.worker_id or None,

@@ -23,7 +23,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from app.core.paths import SCHEMAS_DIR
+from app.paths import SCHEMAS_DIR
 
 Spec = Mapping[str, "Spec | None"]
 

@@ -7,8 +7,7 @@ raw partition and stage one sees them in delivery order. The query answers :func
 erased volunteer (whose state is the erasure marker) is unknown, as on the topic.
 """
 
-from app.core.runtime import Runtime
-from app.core.web import table_query
+from app.core.runtime import Runtime, table_query
 from app.domains.vome.rules import TRIGGERS, entity_id_of
 from app.domains.vome.state import render
 from app.ingress.webhooks import WebhookSource, webhook

@@ -13,52 +13,24 @@ every task through :meth:`RateLimiter.block_for`.
 A CRM may count several windows at once (HubSpot: 100 or 190 calls per 10 s by tier, besides a connector's own
 100 per 60 s): a :class:`RateLimiter` built with several :class:`RateWindow` keeps one log per window and sends a
 call only when every log has a free slot, so no window is ever overrun. :func:`parse_windows` reads them from
-settings (``"100/10s,100/60s"``).
+settings (``"100/10s,100/60s"``); both live in :mod:`app.settings`, which stands on nothing in the app.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-import re
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from app.settings import RateWindow as RateWindow
+from app.settings import parse_windows as parse_windows
+
 Monotonic = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
-
-
-@dataclass(frozen=True, slots=True)
-class RateWindow:
-    """At most ``limit`` calls in any ``seconds``."""
-
-    limit: int
-    seconds: float
-
-    def __str__(self) -> str:
-        return f"{self.limit}/{self.seconds:g}s"
-
-
-_WINDOW = re.compile(r"^\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_windows(text: str) -> tuple[RateWindow, ...]:
-    """``"100/10s,100/60s"`` -> the windows; a ValueError naming the part that is not ``<calls>/<seconds>[unit]``
-    (units ``ms``, ``s``, ``m``, ``h``; seconds when omitted) or that has no calls or no time."""
-    out: list[RateWindow] = []
-    for part in text.split(","):
-        m = _WINDOW.match(part)
-        if not m:
-            raise ValueError(f"rate-limit window {part.strip()!r} is not <calls>/<seconds>[ms|s|m|h]")
-        window = RateWindow(int(m.group(1)), float(m.group(2)) * _UNIT[m.group(3) or "s"])
-        if window.limit < 1 or window.seconds <= 0:
-            raise ValueError(f"rate-limit window {part.strip()!r} needs at least 1 call and a time above 0")
-        out.append(window)
-    return tuple(out)
 
 
 class WindowLog:

@@ -31,6 +31,7 @@ from app.core.tracing import RecordSpans
 from app.core.validation import from_pydantic
 from app.sinks.crm.commands import CrmCommand
 from app.sinks.crm.hooks import PrometheusHooks
+from app.sinks.crm.metrics import CrmMetrics
 from app.sinks.crm.sink import CrmSink, DeadLetter, build_sink
 
 log = logging.getLogger("switchyard.crm")
@@ -58,10 +59,14 @@ def sink_error(dead: DeadLetter) -> SinkRefused:
 
 
 class CrmSinkService:
-    def __init__(self, runtime: Runtime, sink: CrmSink | None = None) -> None:
+    def __init__(
+        self, runtime: Runtime, sink: CrmSink | None = None, metrics: CrmMetrics | None = None
+    ) -> None:
         self.rt = runtime
+        #: the sink's own series, on the worker's registry unless given (one set per registry)
+        self.metrics = metrics or CrmMetrics(runtime.metrics.registry)
         self.sink = sink or build_sink(
-            runtime.settings, hooks=PrometheusHooks(runtime.metrics), tracing=runtime.tracing
+            runtime.settings, hooks=PrometheusHooks(self.metrics), tracing=runtime.tracing
         )
         s = runtime.settings
         self.source = s.topic(runtime.catalog.get("crm.commands").name)
@@ -72,7 +77,7 @@ class CrmSinkService:
         self.committed: dict[Any, int] = {}
 
     def register(self) -> None:
-        self.rt.app.task(self.run)
+        self.rt.task(self.run)
         self.rt.lag_sources.append(self.lag)
 
     def lag(self) -> list[tuple[str, int, int]]:
@@ -82,7 +87,7 @@ class CrmSinkService:
         if self.consumer is None:
             return []
         out = group_lag(self.consumer, lambda tp: self.committed.get(tp, 0))
-        self.rt.metrics.crm_queue_depth.set(sum(behind for _, _, behind in out))
+        self.metrics.queue_depth.set(sum(behind for _, _, behind in out))
         return out
 
     async def run(self) -> None:

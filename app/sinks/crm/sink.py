@@ -56,7 +56,7 @@ class DeadLetter:
 
 
 class SinkHooks(Protocol):
-    """Metrics the sink reports; the integrator binds them to ``app.core.metrics`` (Prometheus)."""
+    """Metrics the sink reports; the integrator binds them to ``app.sinks.crm.metrics`` (Prometheus)."""
 
     def call(self, op: str, status: str) -> None: ...
     def commands(self, op: str, outcome: str, count: int) -> None: ...

@@ -1,5 +1,4 @@
-from app.core.runtime import Runtime
-from app.core.web import table_query
+from app.core.runtime import Runtime, table_query
 
 from .rules import public
 

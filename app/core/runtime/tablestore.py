@@ -93,7 +93,7 @@ class SharedMemoryStore(RocksDBStore):
         full ``gc.collect()`` per table, which blocked the event loop ~0.7 s each: 13 tables made a SIGTERM take 11 s
         of a Kubernetes grace period. Nothing here is held in reference cycles that only a collection would free."""
         self.logger.info("Closing rocksdb on stop")
-        self._dbs.clear()
+        self._dbs.clear()  # Faust's partition -> handle map (private; faust-streaming 0.15.3, unit-tested)
 
 
 def memory_of(app: Any) -> TableMemory | None:

@@ -1,7 +1,7 @@
 """HTTP plumbing shared by every domain: health, metrics, bearer auth, and owner-routed table queries.
 
-Faust's own ``/table`` (and router, graph, stats) endpoints are switched off in :mod:`app.main`: they expose
-every table without auth. What is served is listed here and in each domain's ``views.py``.
+Faust's own ``/table`` (and router, graph, stats) endpoints are switched off in :mod:`.faustapp`: they expose every
+table without auth. What is served is listed here and in each domain's ``views.py``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from app.core.runtime import Runtime
+from app.core.runtime.internals import started_consumer
+from app.core.runtime.worker import Runtime
 
 Handler = Callable[..., Awaitable[Any]]
 
@@ -30,7 +31,7 @@ def is_ready(runtime: Runtime) -> bool:
     app = runtime.app
     if app.rebalancing or getattr(app, "in_recovery", False):
         return False
-    consumer = getattr(app, "_consumer", None)
+    consumer = started_consumer(app)
     return bool(consumer is not None and consumer.assignment())
 
 
@@ -51,6 +52,18 @@ def register_core_views(runtime: Runtime) -> None:
     async def metrics(self: Any, request: Any) -> Any:
         body = generate_latest(runtime.metrics.registry)
         return self.bytes(body, content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+
+def post_page(runtime: Runtime, path: str, name: str, handler: Handler) -> None:
+    """Serve ``handler(view, request, **match)`` at ``path`` for POST only: GET on a webhook URL is a 405, not a 200
+    (Faust's function views answer every method, so this is a class-based view with ``post`` alone)."""
+    from faust.web import View
+
+    class PostOnly(View):
+        async def post(self, request: Any, **kwargs: Any) -> Any:
+            return await handler(self, request, **kwargs)
+
+    runtime.app.page(path, name=name)(PostOnly)
 
 
 def table_query(

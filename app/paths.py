@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-_PACKAGE = Path(__file__).resolve().parents[1]
+_PACKAGE = Path(__file__).resolve().parent
 _PACKAGED_DATA = _PACKAGE / "_data"
 
 INSTALLED = _PACKAGED_DATA.is_dir()

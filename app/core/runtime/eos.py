@@ -1,4 +1,7 @@
-"""Exactly-once stage one on Kafka transactions, for domains whose catalog entry says ``exactly_once``.
+"""Exactly-once stage one on Kafka transactions: the stage-one driver of domains whose catalog entry says
+``exactly_once`` (the domain's stage-two folds stay on the at-least-once agents of :mod:`.worker`, idempotent
+like every fold). It talks to Kafka through aiokafka, not Faust, but runs as a task of the worker's Faust app
+(:meth:`Runtime.task`) and reports lag through :attr:`Runtime.lag_sources`, hence its place in this package.
 
 Why not Faust's ``processing_guarantee="exactly_once"``: faust-streaming has open reports of duplicates after a
 kill/restart or rebalance in that mode (issues 323, 517, 502, 177) and of offsets committed past in-flight messages
@@ -28,7 +31,7 @@ from aiokafka.errors import ProducerFenced, TopicAlreadyExistsError
 from app.core.dedupe import stamp
 from app.core.kafka import group_lag, raw_of
 from app.core.records import DomainRules
-from app.core.runtime import Runtime
+from app.core.runtime.worker import Runtime
 
 log = logging.getLogger("switchyard.eos")
 
@@ -55,7 +58,7 @@ class TransactionalStage:
 
     # ---- lifecycle -----------------------------------------------------------------------------------------
     def register(self) -> None:
-        self.rt.app.task(self.run)
+        self.rt.task(self.run)
         self.rt.lag_sources.append(self.lag)
 
     async def run(self) -> None:

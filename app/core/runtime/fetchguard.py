@@ -115,6 +115,21 @@ async def _resume(delivery: Coroutine[Any, Any, Any], yielded: Any) -> None:
         raise
 
 
+#: Private parts of Faust's consumer this subclass overrides or reads, checked against faust-streaming 0.15.3
+#: (``tests/unit/test_runtime_internals.py`` fails if one moves): methods of the fetch loop, then attributes.
+FAUST_INTERNALS: tuple[str, ...] = (
+    "_wait_next_records",
+    "_drain_messages",
+    "_add_gap",
+    "_is_changelog_tp",
+    "_read_offset",
+    "_committed_offset",
+    "_n_acked",
+    "_commit_every",
+    "_stopped",
+)
+
+
 class GuardedConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer with the fetch epoch described in the module docstring."""
 

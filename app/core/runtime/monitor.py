@@ -6,9 +6,10 @@ import logging
 import time
 from typing import Any
 
-from app.core.runtime import Runtime
-from app.core.tablestore import TableMemory, memory_of
-from app.core.web import is_ready
+from app.core.runtime.internals import committed_offset, started_consumer
+from app.core.runtime.tablestore import TableMemory, memory_of
+from app.core.runtime.web import is_ready
+from app.core.runtime.worker import Runtime
 
 log = logging.getLogger("switchyard.monitor")
 
@@ -48,7 +49,7 @@ def install_monitor(runtime: Runtime) -> None:
         if memory is not None:
             m.table_memory_bytes.set(memory.usage_bytes())
         m.consumer_lag.clear()
-        consumer = getattr(app, "_consumer", None)
+        consumer = started_consumer(app)
         if consumer is not None:
             refetches = getattr(consumer, "refetches", 0)  # the guarded consumer's running count
             m.consumer_refetches.inc(refetches - refetches_seen[0])
@@ -58,7 +59,7 @@ def install_monitor(runtime: Runtime) -> None:
                     high = consumer.highwater(tp)
                 except Exception:  # not fetched yet for this partition
                     continue
-                committed = consumer._committed_offset.get(tp)
+                committed = committed_offset(consumer, tp)
                 if high is None:
                     continue
                 m.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(high - (committed or 0), 0))
