@@ -1,4 +1,5 @@
-"""One trace per record, end to end, on a real Jaeger: a Vome booking webhook to the CRM call.
+"""One trace per record, end to end, on a real Jaeger: a Vome booking webhook to the CRM call (and a Pismo record
+through the exactly-once stage, at the end).
 
 A worker (Vome + the CRM sink, the reference CRM behind it) exports OTLP to a Jaeger all-in-one built from the Go
 module proxy (``tests/jaeger.py``). The booking is POSTed with a W3C ``traceparent``; Jaeger's HTTP API must then
