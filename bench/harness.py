@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -366,17 +366,26 @@ def machine(kafka: str) -> dict[str, Any]:
     }
 
 
+#: the parts ``--only`` can pick: every scenario, then the extras, in the order a full run takes them
+EXTRAS = ("scaling", "recovery", "table_memory", "crm")
+PARTS = (*SCENARIOS, *EXTRAS)
+
+
 async def _run(
     plan: Plan,
     bootstrap: str,
     kafka: str,
     stamp: str,
-    only: Sequence[str] = (),
+    only: frozenset[str] = frozenset(),
     trace_sample: float | None = None,
 ) -> dict[str, Any]:
-    """Every scenario and the extra parts; with ``only``, those scenarios and nothing else. With
-    ``trace_sample``, every worker traces that share of its records (``parentbased_traceidratio``) and exports
-    them over OTLP/HTTP to a sink that drops them (:mod:`bench.otlpsink`)."""
+    """Every part, or those in ``only``. With ``trace_sample``, every worker traces that share of its records
+    (``parentbased_traceidratio``) and exports them over OTLP/HTTP to a sink that drops them
+    (:mod:`bench.otlpsink`): the workers pay the whole export, no backend's CPU is counted."""
+
+    def wanted(part: str) -> bool:
+        return not only or part in only
+
     with tempfile.TemporaryDirectory(prefix="switchyard-bench-") as tmp:
         bench = Bench(plan, bootstrap, Path(tmp))
         result: dict[str, Any] = {
@@ -394,12 +403,15 @@ async def _run(
             }
         try:
             for name, scenario in SCENARIOS.items():
-                if not only or name in only:
+                if wanted(name):
                     result["scenarios"][name] = await bench.scenario(scenario, stamp)
-            if not only:
+            if wanted("scaling"):
                 result["scaling"] = await bench.scaling()
+            if wanted("recovery"):
                 result["recovery"] = await bench.recovery()
+            if wanted("table_memory"):
                 result["table_memory"] = await bench.table_memory()
+            if wanted("crm"):
                 result["crm"] = await bench.crm()
         finally:
             if sink is not None:
@@ -419,8 +431,7 @@ def write_results(result: dict[str, Any], stamp: str) -> list[Path]:
     RESULTS.mkdir(parents=True, exist_ok=True)
     head = {k: result[k] for k in ("mode", "started_at", "machine")}
     suffix = "" if result["mode"] == "full" else f"-{result['mode']}"
-    extras = ("scaling", "recovery", "crm", "table_memory")
-    parts = {**result["scenarios"], **{k: result[k] for k in extras if k in result}}
+    parts = {**result["scenarios"], **{k: result[k] for k in EXTRAS if k in result}}
     written = []
     for name, body in parts.items():
         path = RESULTS / f"{stamp}-{name}{suffix}.json"
@@ -431,7 +442,14 @@ def write_results(result: dict[str, Any], stamp: str) -> list[Path]:
     return [*written, path]
 
 
-def run_bench(quick: bool, as_json: bool, only: Sequence[str] = (), trace_sample: float | None = None) -> int:
+def run_bench(
+    quick: bool, as_json: bool, only: frozenset[str] = frozenset(), trace_sample: float | None = None
+) -> int:
+    """The whole bench, or only the parts named in ``only`` (``PARTS``): one part alone takes minutes, which is
+    what a before/after comparison of one change needs, run several times side by side."""
+    unknown = only - set(PARTS)
+    if unknown:
+        raise ValueError(f"unknown bench parts {sorted(unknown)}; known: {', '.join(PARTS)}")
     plan = QUICK if quick else FULL
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%M")
     began = time.monotonic()

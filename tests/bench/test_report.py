@@ -62,3 +62,32 @@ def test_the_table_shows_the_peer_columns_and_every_goal() -> None:
     assert "peer_eps" in table and "ratio_peer" in table and "peer_cpu_us_per_event" in table
     assert "| lara C/Q >= 1 | 0.500 | NO | -50% |" in table
     assert "| worker RSS < 200 MB | 150 | yes | +25% |" in table
+
+
+def test_bench_only_names_the_parts_it_can_run_alone() -> None:
+    from click.testing import CliRunner
+
+    from app.cli import main
+    from bench.harness import PARTS
+
+    assert {
+        "phoenix",
+        "pismo",
+        "vome",
+        "appointments",
+        "lara",
+        "scaling",
+        "recovery",
+        "table_memory",
+        "crm",
+    } == set(PARTS)
+    result = CliRunner().invoke(main, ["bench", "--only", "recovry"])
+    assert result.exit_code == 2
+    assert "unknown part(s) recovry" in result.output and "recovery" in result.output
+
+
+def test_a_run_of_one_part_reports_the_goals_it_did_not_measure_as_not_measured() -> None:
+    result = {"scenarios": {}, "recovery": {"rebuild_s": 1.2}}
+    by_goal = {g["goal"]: g["met"] for g in goals(result)}
+    assert by_goal["100k-key recovery < 5 s"] is True
+    assert by_goal["worker RSS < 200 MB"] is None and by_goal["CRM contacts/call >= 50"] is None

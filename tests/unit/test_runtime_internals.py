@@ -11,6 +11,8 @@ itself never ready, exports zero lag, loses table writes or delivers records the
   (``Consumer._committed_offset``): readiness and lag.
 - ``SharedMemoryStore.stop`` clears Faust's ``_dbs``.
 - ``GuardedConsumer`` overrides or reads the names in ``fetchguard.FAUST_INTERNALS``.
+- Batched changelog replay (``recovery.BatchRecovery``) updates the recovery service's offsets and signals, and
+  ``tablestore.write_changelog`` writes the store with the persisted offset in the same batch.
 """
 
 from __future__ import annotations
@@ -93,3 +95,90 @@ def test_the_fetch_loop_the_guard_overrides_is_still_faust_s(app: faust.App) -> 
     # would silently switch the guard off).
     overridden = [n for n in fetchguard.FAUST_INTERNALS if n in vars(fetchguard.GuardedConsumer)]
     assert overridden and all(callable(getattr(base, n, None)) for n in overridden)
+
+
+# ---- batched changelog replay (runtime/recovery.py, tablestore.write_changelog) ------------------------
+RECOVERY_ATTRIBUTES = (
+    "active_tps",
+    "standby_tps",
+    "tp_to_table",
+    "active_offsets",
+    "standby_offsets",
+    "active_highwaters",
+    "standby_highwaters",
+    "_active_events_received_at",
+    "_standby_events_received_at",
+    "buffers",
+)
+RECOVERY_METHODS = (
+    "_set_recovery_started",
+    "_set_recovery_ended",
+    "flush_buffers",
+    "need_recovery",
+    "standby_remaining_total",
+    "_slurp_changelogs",
+)
+
+
+def test_the_recovery_service_keeps_the_state_batched_replay_updates(io: TableIO) -> None:
+    from faust.tables import TableManager
+    from faust.tables.recovery import Recovery
+
+    recovery = io.table.app.tables.recovery
+    for name in RECOVERY_ATTRIBUTES:
+        assert hasattr(recovery, name), f"Recovery.{name} moved"
+    for name in RECOVERY_METHODS:
+        assert callable(getattr(Recovery, name, None)), f"Recovery.{name} moved"
+    # class-level defaults the batched path reads before Faust's loop ever set them
+    assert Recovery._last_flush_at is None and Recovery._standbys_span is None
+    assert recovery.signal_recovery_end is recovery.signal_recovery_end  # one event, created on first use
+    assert isinstance(TableManager.__dict__["recovery"], property)
+    manager = io.table.app.tables
+    assert manager._recovery is recovery and manager._changelogs[io.changelog] is io.table
+    assert hasattr(manager, "standbys_ready")
+    assert io.table._on_changelog_event is None
+
+
+def test_the_faust_app_takes_a_table_manager_class_by_name() -> None:
+    from app.core.runtime.recovery import TABLE_MANAGER, BatchTableManager
+
+    app = faust.App("tm", broker="kafka://127.0.0.1:1", TableManager=TABLE_MANAGER)
+    assert isinstance(app.tables, BatchTableManager)
+
+
+def test_write_changelog_stores_what_faust_reads_back(io: TableIO) -> None:
+    store = io.table.data
+    assert store.use_rocksdict
+    store._db_for_partition(1).put(b"gone", b"x")
+    tablestore.write_changelog(
+        store,
+        1,
+        [
+            faust.types.Message(io.changelog, 1, 7, 0.0, 0, None, b"k", b"v", None),
+            faust.types.Message(io.changelog, 1, 8, 0.0, 0, None, b"gone", None, None),
+        ],
+        8,
+    )
+    # Faust's own persisted-offset read (what its recovery seeks from) and its own key lookup
+    assert io.table.persisted_offset(TP(io.changelog, 1)) == 8
+    assert store.offset_key == b"__faust\0offset__"
+    assert store._get_bucket_for_key(b"k")[1] == b"v"
+    assert store._get_bucket_for_key(b"gone") is None
+
+
+def test_faust_s_getmany_takes_its_records_from_wait_next_records_and_tracks_read_offsets() -> None:
+    """The guarded consumer takes changelog runs out of what ``_wait_next_records`` returns, before ``getmany``
+    makes messages of them, and keeps Faust's ``_read_offset`` (a default of None) and ``_buffered_partitions``."""
+    import inspect
+
+    from faust.transport.consumer import Consumer
+
+    getmany = inspect.getsource(Consumer.getmany)
+    assert "records, active_partitions = await self._wait_next_records(timeout)" in getmany
+    assert "tp in self._buffered_partitions" in getmany
+    fetchguard.install()
+    app = faust.App("consumer-internals", broker=f"{fetchguard.SCHEME}://127.0.0.1:1")
+    consumer = app.consumer
+    assert isinstance(consumer, fetchguard.GuardedConsumer)
+    assert consumer._read_offset[TP("t", 0)] is None and consumer._buffered_partitions == set()
+    assert consumer.flow_active

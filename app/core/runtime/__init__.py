@@ -3,13 +3,14 @@
 Everything else (domains' views, the webhook ingress, the CRM sink, :mod:`app.main`) goes through what is
 re-exported here: :class:`Runtime` (topics, producing, tables, HTTP pages, background tasks, shutdown hooks),
 :func:`build_faust_app`, the table query and auth helpers, and the monitor. Faust's private internals are
-touched in :mod:`.internals`, :class:`.worker.TableIO`, :mod:`.tablestore` and :mod:`.fetchguard` only, each
+touched in :mod:`.internals`, :class:`.worker.TableIO`, :mod:`.tablestore`, :mod:`.fetchguard` and :mod:`.recovery`
+only, each
 naming the faust-streaming version it was checked against; ``tests/unit/test_runtime_internals.py`` fails if
 one moves.
 
 Modules: :mod:`.worker` (the runtime and the at-least-once agents), :mod:`.eos` (the exactly-once stage),
-:mod:`.faustapp` (the ``faust.App``), :mod:`.fetchguard` (the guarded consumer), :mod:`.tablestore` (RocksDB
-stores on one memory budget), :mod:`.web` (health, metrics, table queries), :mod:`.monitor` (polled gauges).
+:mod:`.faustapp` (the ``faust.App``), :mod:`.fetchguard` (the guarded consumer), :mod:`.recovery` (table recovery
+and standbys a fetched changelog run at a time), :mod:`.tablestore` (RocksDB stores on one memory budget), :mod:`.web` (health, metrics, table queries), :mod:`.monitor` (polled gauges).
 """
 
 from app.core.runtime.faustapp import build_faust_app

@@ -1,7 +1,8 @@
 """The ``faust.App`` of a worker, built from settings: the one place Faust's app options are chosen.
 
 It lives in the runtime package (not :mod:`app.main`) so that Faust stays behind one door: the guarded transport
-(:mod:`.fetchguard`), the shared-memory table store (:mod:`.tablestore`) and the credentials all meet here.
+(:mod:`.fetchguard`), the shared-memory table store (:mod:`.tablestore`), batched table recovery
+(:mod:`.recovery`) and the credentials all meet here.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any, cast
 
 import faust
 
-from app.core.runtime import fetchguard, tablestore
+from app.core.runtime import fetchguard, recovery, tablestore
 from app.settings import Settings
 
 #: The producer waits this long to fill a batch. Faust's default (0) sends a produce request per record as soon as
@@ -70,6 +71,7 @@ def build_faust_app(settings: Settings) -> faust.App:
         broker_heartbeat_interval=settings.heartbeat_interval_seconds,
         table_standby_replicas=settings.standby_replicas,
         table_cleanup_interval=30.0,
+        TableManager=recovery.TABLE_MANAGER,
     )
     if settings.table_memory_mb > 0:
         tablestore.install(app, settings.table_memory_mb)
