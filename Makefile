@@ -8,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test tools venv jars lock lint types pytest pytest-docker-broker bench clean
+.PHONY: demo test tools venv jars jaeger lock lint types pytest pytest-docker-broker bench trace-screenshot clean
 
 # Python's venv module, a JDK and Maven: installed with apt-get when missing and root, else named (.ci/ensure-tools).
 tools:
@@ -25,6 +25,11 @@ venv: $(STAMP)
 # The broker's jars from Maven Central, cached under deploy/kafka/target/ (version: SWITCHYARD_KAFKA_VERSION).
 jars: $(STAMP)
 	$(BIN)/python -m app.broker --fetch-only
+
+# Jaeger all-in-one for the tracing test, built from the Go module proxy at the version deploy/jaeger/go.mod pins,
+# once: cached as deploy/jaeger/target/jaeger-<version> (tests/jaeger.py; needs Go 1.24+).
+jaeger: $(STAMP)
+	$(BIN)/python -m tests.jaeger
 
 # The image's dependencies, pinned with hashes (the Dockerfile installs this file with --require-hashes, so a
 # rebuild gets the same bytes). Re-run after changing [project].dependencies or to take upgrades; commit the result.
@@ -44,7 +49,7 @@ lint: venv
 types: venv
 	$(BIN)/mypy
 
-pytest: tools venv jars
+pytest: tools venv jars jaeger
 	$(BIN)/pytest -q
 
 # One domain's integration tests again, on a Kafka container through testcontainers (SWITCHYARD_TEST_BROKER,
@@ -57,5 +62,10 @@ test: lint types pytest pytest-docker-broker
 bench: venv jars
 	$(BIN)/switchyard bench --quick
 
+# docs/tracing-jaeger.png: one Vome booking's trace in Jaeger's UI, by headless Chromium (docs/trace_screenshot.py;
+# needs Debian's chromium and Jaeger's UI built into JAEGER_UI, which the Go module does not carry).
+trace-screenshot: venv jars jaeger
+	$(BIN)/python -m docs.trace_screenshot
+
 clean:
-	rm -rf $(VENV) .switchyard deploy/kafka/target build
+	rm -rf $(VENV) .switchyard deploy/kafka/target deploy/jaeger/target build

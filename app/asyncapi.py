@@ -56,6 +56,14 @@ _DLQ_HEADER_DOCS = {
     dl.FAILED_AT: "ISO-8601 UTC instant of the failure",
     dl.APP_VERSION: "Switchyard version that dead-lettered it",
     dl.REPLAY_COUNT: "times `switchyard dlq replay` sent it back (on records replayed at least once)",
+    dl.TRACE_ID: "trace id of the span that dead-lettered it (when the worker traces; design note 14)",
+}
+
+#: W3C trace context, on every record the worker writes when tracing is on, and continued from every record it
+#: reads (app/core/tracing.py).
+_TRACE_HEADER_DOCS = {
+    "traceparent": "W3C trace context of the hop that wrote the record (when tracing is on; design note 14)",
+    "tracestate": "W3C vendor trace state, carried with traceparent",
 }
 
 _DEADLETTER_VALUE = (
@@ -231,7 +239,8 @@ def content_type(spec: TopicSpec) -> str:
 
 def headers(spec: TopicSpec, catalog: Catalog) -> dict[str, Any]:
     """The headers a record of ``spec`` may carry. Dead letters and unhandled records keep the original
-    record's headers (those its domain's raw topic declares); dead letters add the error headers."""
+    record's headers (those its domain's raw topic declares); dead letters add the error headers; every record
+    may carry the W3C trace context."""
     props: dict[str, Any] = {}
     for name, doc in spec.headers.items():
         props[name] = {"type": "string", **({"description": doc} if doc else {})}
@@ -244,6 +253,8 @@ def headers(spec: TopicSpec, catalog: Catalog) -> dict[str, Any]:
                 )
     if spec.role == "deadletter":
         props.update({h: {"type": "string", "description": d} for h, d in _DLQ_HEADER_DOCS.items()})
+    for name, doc in _TRACE_HEADER_DOCS.items():
+        props.setdefault(name, {"type": "string", "description": doc})
     description = "Kafka record headers, values UTF-8." if props else "No header is declared on this topic."
     return {"type": "object", "description": description, "properties": props}
 

@@ -457,7 +457,12 @@ def asyncapi() -> None:
     help="Run only this part (repeatable): a scenario (a catalog domain's name) or scaling, recovery,"
     " table_memory, crm.",
 )
-def bench(quick: bool, as_json: bool, only: tuple[str, ...]) -> None:
+@click.option(
+    "--trace-sample",
+    type=click.FloatRange(0.0, 1.0),
+    help="Workers trace this share of records (0.01 = 1 %) and export it over OTLP to a sink that drops it.",
+)
+def bench(quick: bool, as_json: bool, only: tuple[str, ...], trace_sample: float | None) -> None:
     """Benchmark: passthrough vs plain vs pipeline per domain, latency, CRM efficiency, recovery."""
     _bench_on_path()
     from bench.harness import parts, run_bench
@@ -468,7 +473,7 @@ def bench(quick: bool, as_json: bool, only: tuple[str, ...]) -> None:
         raise click.BadParameter(
             f"unknown part(s) {', '.join(unknown)}; known: {', '.join(known)}", param_hint="--only"
         )
-    sys.exit(run_bench(quick=quick, as_json=as_json, only=frozenset(only)))
+    sys.exit(run_bench(quick=quick, as_json=as_json, only=frozenset(only), trace_sample=trace_sample))
 
 
 def _bench_on_path() -> None:

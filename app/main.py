@@ -17,6 +17,7 @@ from app.core.domain import load_domain
 from app.core.metrics import Metrics
 from app.core.registry import register_avro_topics
 from app.core.runtime import Runtime, build_faust_app, install_monitor, register_core_views
+from app.core.tracing import Tracing
 from app.settings import Settings
 from app.sinks.crm.metrics import CrmMetrics
 
@@ -39,8 +40,14 @@ def discover(runtime: Runtime, catalog: Catalog | None = None) -> list[str]:
 
 
 def create_app(
-    settings: Settings | None = None, *, metrics: Metrics | None = None, clock: Clock = utc_now
+    settings: Settings | None = None,
+    *,
+    metrics: Metrics | None = None,
+    clock: Clock = utc_now,
+    tracing: Tracing | None = None,
 ) -> Runtime:
+    """The worker: every catalog domain, the CRM sink and the monitor on one Faust app. Tracing is read from the
+    ``OTEL_*`` environment unless given (:mod:`app.core.tracing`; off when no exporter is configured)."""
     settings = settings or Settings()
     catalog = catalog_of(settings)
     runtime = Runtime(
@@ -50,6 +57,7 @@ def create_app(
         metrics or Metrics(),
         clock,
         avro_ids=register_avro_topics(settings, catalog),
+        tracing=tracing if tracing is not None else Tracing.from_env(),
     )
     register_core_views(runtime)
     discover(runtime)

@@ -32,6 +32,7 @@ from bench import peer
 from bench.kafka import create, delete_prefix, preload
 from bench.latency import LatencyProbe, knee
 from bench.loops import LoopResult, passthrough, plain
+from bench.otlpsink import OtlpSink
 from bench.peer import PeerResult
 from bench.pipeline import PipelineResult, drain, prepare
 from bench.report import goals, render_table
@@ -146,9 +147,11 @@ class Bench:
         self.scenarios = scenarios(self.catalog)
         self.settings = Settings(broker=bootstrap)
         self.peer_skipped = peer.available()
+        #: extra environment of every worker this run starts (``--trace-sample``: the OTEL_* variables)
+        self.worker_env: dict[str, str] = {}
 
     def deployment(self, name: str, domain: str) -> Deployment:
-        return Deployment(self.bootstrap, name, self.tmp / name, SWITCHYARD_DOMAINS=domain)
+        return Deployment(self.bootstrap, name, self.tmp / name, SWITCHYARD_DOMAINS=domain, **self.worker_env)
 
     # ---- one A B C Q round --------------------------------------------------------------------------------
     async def round(
@@ -379,8 +382,17 @@ def parts() -> tuple[str, ...]:
 
 
 async def _run(
-    plan: Plan, bootstrap: str, kafka: str, stamp: str, only: frozenset[str] = frozenset()
+    plan: Plan,
+    bootstrap: str,
+    kafka: str,
+    stamp: str,
+    only: frozenset[str] = frozenset(),
+    trace_sample: float | None = None,
 ) -> dict[str, Any]:
+    """Every part, or those in ``only``. With ``trace_sample``, every worker traces that share of its records
+    (``parentbased_traceidratio``) and exports them over OTLP/HTTP to a sink that drops them
+    (:mod:`bench.otlpsink`): the workers pay the whole export, no backend's CPU is counted."""
+
     def wanted(part: str) -> bool:
         return not only or part in only
 
@@ -392,17 +404,33 @@ async def _run(
             "machine": machine(kafka),
             "scenarios": {},
         }
-        for name, scenario in bench.scenarios.items():
-            if wanted(name):
-                result["scenarios"][name] = await bench.scenario(scenario, stamp)
-        if wanted("scaling"):
-            result["scaling"] = await bench.scaling()
-        if wanted("recovery"):
-            result["recovery"] = await bench.recovery()
-        if wanted("table_memory"):
-            result["table_memory"] = await bench.table_memory()
-        if wanted("crm"):
-            result["crm"] = await bench.crm()
+        sink = OtlpSink() if trace_sample is not None else None
+        if sink is not None:
+            bench.worker_env = {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint,
+                "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+                "OTEL_TRACES_SAMPLER_ARG": str(trace_sample),
+            }
+        try:
+            for name, scenario in bench.scenarios.items():
+                if wanted(name):
+                    result["scenarios"][name] = await bench.scenario(scenario, stamp)
+            if wanted("scaling"):
+                result["scaling"] = await bench.scaling()
+            if wanted("recovery"):
+                result["recovery"] = await bench.recovery()
+            if wanted("table_memory"):
+                result["table_memory"] = await bench.table_memory()
+            if wanted("crm"):
+                result["crm"] = await bench.crm()
+        finally:
+            if sink is not None:
+                sink.close()
+                result["tracing"] = {
+                    "sample": trace_sample,
+                    "otlp_requests": sink.requests,
+                    "otlp_bytes": sink.bytes,
+                }
         result["goals"] = goals(result)
         return result
 
@@ -413,9 +441,9 @@ def write_results(result: dict[str, Any], stamp: str) -> list[Path]:
     RESULTS.mkdir(parents=True, exist_ok=True)
     head = {k: result[k] for k in ("mode", "started_at", "machine")}
     suffix = "" if result["mode"] == "full" else f"-{result['mode']}"
-    parts = {**result["scenarios"], **{k: result[k] for k in EXTRAS if k in result}}
+    sections = {**result["scenarios"], **{k: result[k] for k in EXTRAS if k in result}}
     written = []
-    for name, body in parts.items():
+    for name, body in sections.items():
         path = RESULTS / f"{stamp}-{name}{suffix}.json"
         path.write_bytes(orjson.dumps({**head, "scenario": name, **body}, option=orjson.OPT_INDENT_2))
         written.append(path)
@@ -424,7 +452,9 @@ def write_results(result: dict[str, Any], stamp: str) -> list[Path]:
     return [*written, path]
 
 
-def run_bench(quick: bool, as_json: bool, only: frozenset[str] = frozenset()) -> int:
+def run_bench(
+    quick: bool, as_json: bool, only: frozenset[str] = frozenset(), trace_sample: float | None = None
+) -> int:
     """The whole bench, or only the parts named in ``only`` (:func:`parts`): one part alone takes minutes, which
     is what a before/after comparison of one change needs, run several times side by side."""
     known = parts()
@@ -436,7 +466,7 @@ def run_bench(quick: bool, as_json: bool, only: frozenset[str] = frozenset()) ->
     began = time.monotonic()
     try:
         with broker() as (bootstrap, kafka):
-            result = asyncio.run(_run(plan, bootstrap, kafka, stamp, only))
+            result = asyncio.run(_run(plan, bootstrap, kafka, stamp, only, trace_sample))
     except Exception as exc:  # the exit code and one line say it failed; the traceback says where
         import traceback
 

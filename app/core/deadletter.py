@@ -27,6 +27,10 @@ SOURCE_OFFSET = "switchyard.source.offset"
 FAILED_AT = "switchyard.failed.at"
 APP_VERSION = "switchyard.app.version"
 REPLAY_COUNT = "switchyard.replay.count"
+#: The trace id (32 hex digits) of the hop that dead-lettered the record: find its ERROR span in the tracing
+#: backend. Under the error prefix, so a replay drops it (the replayed record continues the trace through the
+#: ``traceparent`` it keeps).
+TRACE_ID = "switchyard.error.trace-id"
 
 DLQ_HEADERS = (
     STAGE,
@@ -56,9 +60,23 @@ def error_headers(raw: RawRecord, err: RecordError, now: datetime) -> Headers:
     )
 
 
-def deadletter_headers(raw: RawRecord, err: RecordError, now: datetime) -> Headers:
-    """Original headers first (untouched, in order), then the error headers."""
-    return tuple(raw.headers) + error_headers(raw, err, now)
+def deadletter_headers(raw: RawRecord, err: RecordError, now: datetime, trace: Headers = ()) -> Headers:
+    """Original headers first (untouched, in order), then the error headers; with ``trace`` (the W3C headers of
+    the span that dead-lettered the record, when tracing is on) those follow, and the trace id header."""
+    headers = tuple(raw.headers) + error_headers(raw, err, now)
+    if not trace:
+        return headers
+    return (*headers, *trace, (TRACE_ID, trace_id_of(trace).encode()))
+
+
+def trace_id_of(headers: Headers) -> str:
+    """The trace id of the last valid W3C ``traceparent`` of ``headers`` (``""`` when none)."""
+    for k, v in reversed(headers):
+        if k == "traceparent":
+            parts = v.decode("ascii", "replace").split("-")
+            if len(parts) >= 4 and len(parts[1]) == 32 and parts[1] != "0" * 32:
+                return parts[1]
+    return ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,4 +121,11 @@ class DeadLetter:
             "source": f"{self.get(SOURCE_TOPIC)}[{self.get(SOURCE_PARTITION)}]@{self.get(SOURCE_OFFSET)}",
             "failed_at": self.get(FAILED_AT),
             "replays": self.replays,
+            "trace_id": self.trace_id,
         }
+
+    @property
+    def trace_id(self) -> str:
+        """The trace the record failed in: the dead letter's own header, else the ``traceparent`` it carried
+        (a record that arrived traced while this worker's tracing was off)."""
+        return self.get(TRACE_ID) or trace_id_of(self.headers)

@@ -29,7 +29,7 @@ from app.core.codecs import encode_json
 from app.core.deadletter import deadletter_headers
 from app.core.errors import EnrichError, RecordError
 from app.core.metrics import Metrics
-from app.core.records import DomainRules, Emit, Folded, Processed, RawRecord, TableRule
+from app.core.records import DomainRules, Emit, Folded, Headers, Processed, RawRecord, TableRule
 
 log = logging.getLogger("switchyard.engine")
 
@@ -53,6 +53,11 @@ def encoded(emit: Emit) -> Emit:
     no encoder writes dead-letters its record instead of stopping the driver (or aborting a transaction forever)."""
     key = emit.key.encode() if isinstance(emit.key, str) else emit.key
     return Emit(emit.topic, key, encode_value(emit.value), emit.headers)
+
+
+def carried(emits: list[Emit], trace: Headers) -> list[Emit]:
+    """``emits`` with a record's trace headers appended: its outputs continue its trace on the next hop."""
+    return [Emit(e.topic, e.key, e.value, e.headers + trace) for e in emits]
 
 
 def internal_error(exc: BaseException, stage: str) -> RecordError:
@@ -105,28 +110,40 @@ class Engine:
         self._deadletter_topic = deadletter_topic
         self._encode = encode
 
-    def reject(self, step: Step, domain: str, raw: RawRecord, err: RecordError, now: datetime) -> None:
-        """Book ``raw`` as a dead letter of ``domain``: the record untouched plus the error headers."""
+    def reject(
+        self, step: Step, domain: str, raw: RawRecord, err: RecordError, now: datetime, trace: Headers = ()
+    ) -> None:
+        """Book ``raw`` as a dead letter of ``domain``: the record untouched plus the error headers (and, traced,
+        the trace headers of the span that rejected it)."""
         step.rejected.append(Rejected(raw, err))
-        headers = deadletter_headers(raw, err, now)
+        headers = deadletter_headers(raw, err, now, trace)
         step.emits.append(Emit(self._deadletter_topic(domain), raw.key, raw.value, headers))
 
     def stage_one(
-        self, rules: DomainRules, records: Sequence[RawRecord], seen: SeenCheck, now: datetime
+        self,
+        rules: DomainRules,
+        records: Sequence[RawRecord],
+        seen: SeenCheck,
+        now: datetime,
+        trace: Sequence[Headers] | None = None,
     ) -> Step:
         """Decode, validate, enrich (``rules.process``), drop what was seen (before or earlier in the batch), route.
 
         An unexpected exception is a bug in a rule: it dead-letters its record as ``INTERNAL-ERROR`` (stage
         ``validate`` from ``process``, ``enrich`` from ``route``) and the batch goes on.
+
+        ``trace[i]``, when the driver traces, are the headers ``records[i]``'s emits and dead letter carry on
+        (:mod:`app.core.tracing`): data in, data out; the step itself knows nothing of spans.
         """
         step = Step(n=len(records))
         in_batch: set[str] = set()
         domain = rules.name
-        for raw in records:
+        for i, raw in enumerate(records):
+            carry = trace[i] if trace is not None else ()
             try:
                 processed = rules.process(raw, now)
             except RecordError as err:
-                self.reject(step, domain, raw, err, now)
+                self.reject(step, domain, raw, err, now, carry)
                 continue
             except Exception as exc:  # a bug must not stop the stream: dead-letter and carry on
                 log.exception(
@@ -136,7 +153,7 @@ class Engine:
                     raw.partition,
                     raw.offset,
                 )
-                self.reject(step, domain, raw, internal_error(exc, "validate"), now)
+                self.reject(step, domain, raw, internal_error(exc, "validate"), now, carry)
                 continue
             event_id = processed.event_id
             if event_id in in_batch or seen(raw, event_id):
@@ -145,33 +162,40 @@ class Engine:
             try:
                 emits = [self._encode(e) for e in rules.route(processed, now)]
             except RecordError as err:
-                self.reject(step, domain, raw, err, now)
+                self.reject(step, domain, raw, err, now, carry)
                 continue
             except Exception as exc:
                 log.exception(
                     "unexpected error in %s.route at %s[%s]@%s", domain, raw.topic, raw.partition, raw.offset
                 )
-                self.reject(step, domain, raw, internal_error(exc, "enrich"), now)
+                self.reject(step, domain, raw, internal_error(exc, "enrich"), now, carry)
                 continue
             in_batch.add(event_id)
-            step.emits.extend(emits)
+            step.emits.extend(carried(emits, carry) if carry else emits)
             step.marks.append((raw, event_id))
             step.accepted.append((raw, processed))
         return step
 
     def fold(
-        self, domain: str, rule: TableRule, records: Sequence[RawRecord], state_of: StateOf, now: datetime
+        self,
+        domain: str,
+        rule: TableRule,
+        records: Sequence[RawRecord],
+        state_of: StateOf,
+        now: datetime,
+        trace: Sequence[Headers] | None = None,
     ) -> Step:
         """Fold a batch of feed records into their keys' states. A key's state is decoded once per batch and its
-        values fold in order on that copy; only the key's last state is written."""
+        values fold in order on that copy; only the key's last state is written. ``trace`` as in
+        :meth:`stage_one`."""
         step = Step(n=len(records))
         states: dict[bytes, Any] = {}
-        for raw in records:
+        for i, raw in enumerate(records):
+            carry = trace[i] if trace is not None else ()
             key = raw.key
             if key is None:
-                self.reject(
-                    step, domain, raw, EnrichError("table feed record has no key", code="FEED-NO-KEY"), now
-                )
+                no_key = EnrichError("table feed record has no key", code="FEED-NO-KEY")
+                self.reject(step, domain, raw, no_key, now, carry)
                 continue
             try:
                 value = orjson.loads(raw.value) if raw.value else None
@@ -180,7 +204,7 @@ class Engine:
                 emits = [self._encode(e) for e in folded.emits]
                 stored = None if folded.state is None else encode_json(folded.state)
             except RecordError as err:
-                self.reject(step, domain, raw, err, now)
+                self.reject(step, domain, raw, err, now, carry)
                 continue
             except Exception as exc:
                 log.exception(
@@ -191,9 +215,9 @@ class Engine:
                     raw.partition,
                     raw.offset,
                 )
-                self.reject(step, domain, raw, internal_error(exc, "enrich"), now)
+                self.reject(step, domain, raw, internal_error(exc, "enrich"), now, carry)
                 continue
-            step.emits.extend(emits)
+            step.emits.extend(carried(emits, carry) if carry else emits)
             if folded.changed:
                 states[key] = folded.state
                 step.writes[key] = Write(raw.partition, stored, raw.offset)

@@ -8,6 +8,9 @@ signature).
 
 Signatures: when ``SWITCHYARD_WEBHOOK_SECRET`` is set, header ``X-Switchyard-Signature: sha256=<hex>`` must be the
 HMAC-SHA256 of the raw body with that secret (compared in constant time).
+
+Tracing (when on): the request's ``traceparent`` is continued (or a trace started) by a server span, and the raw
+record carries the context of its producer span, which stage one continues.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from app.core.codecs import decode_json_object
 from app.core.errors import DecodeError
 from app.core.records import EVENT_TYPE_HEADER
 from app.core.runtime import Runtime, post_page
+from app.core.tracing import Hop
 
 log = logging.getLogger("switchyard.ingress")
 
@@ -103,9 +107,20 @@ class Ingress:
         topic = self.rt.settings.topic(self.rt.catalog.raw_topic(source.domain).name)
         settings = self.rt.settings
         metrics = self.rt.metrics
+        tracing = self.rt.tracing
 
         async def view(self_: Any, request: Any, **kwargs: Any) -> Any:
-            trigger = kwargs.get("trigger")
+            hop = tracing.webhook(source.domain, "POST", source.path, request.path, request.headers, topic)
+            try:
+                response, status = await deliver(self_, request, kwargs.get("trigger"), hop)
+            except BaseException:
+                hop.end(500, "unexpected error")
+                raise
+            hop.end(status)
+            return response
+
+        async def deliver(self_: Any, request: Any, trigger: str | None, hop: Hop) -> tuple[Any, int]:
+            """The answer and its status; ``hop``'s producer span is the parent the raw record carries."""
             body: bytes = await request.read()
             secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
             verdict = check_delivery(
@@ -124,10 +139,11 @@ class Ingress:
                     verdict.status,
                     verdict.error,
                 )
-                return self_.json({"error": verdict.error}, status=verdict.status)
+                return self_.json({"error": verdict.error}, status=verdict.status), verdict.status
             assert verdict.body is not None
             key = source.key_of(trigger, verdict.body)
             headers = [(EVENT_TYPE_HEADER, trigger.encode())] if trigger else []
+            headers.extend(hop.carry)
             try:
                 prod = await asyncio.wait_for(self.producer(), DELIVERY_TIMEOUT_SECONDS)
                 fut = await asyncio.wait_for(
@@ -140,14 +156,19 @@ class Ingress:
                 log.warning(
                     "webhook not acknowledged by Kafka source=%s error=%s", source.domain, type(exc).__name__
                 )
-                return self_.json(
+                response = self_.json(
                     {"error": "not stored, retry later"}, status=503, headers={"Retry-After": "5"}
                 )
+                return response, 503
             metrics.webhook_requests.labels(source.domain, "202").inc()
-            return self_.json(
-                {"status": "accepted", "topic": topic, "partition": meta.partition, "offset": meta.offset},
-                status=202,
-            )
+            hop.stored(meta.partition, meta.offset, key.encode() if key else None)
+            accepted = {
+                "status": "accepted",
+                "topic": topic,
+                "partition": meta.partition,
+                "offset": meta.offset,
+            }
+            return self_.json(accepted, status=202), 202
 
         post_page(self.rt, source.path, f"webhook-{source.domain}", view)
 

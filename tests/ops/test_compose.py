@@ -273,3 +273,20 @@ def test_the_image_installs_the_package_and_runs_a_worker() -> None:
         assert re.search(rf"^COPY {needed} ", dockerfile, re.M), needed
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert ".venv" in ignored and ".git" in ignored
+
+
+def test_tracing_is_off_unless_an_endpoint_is_given_and_jaeger_is_a_profile(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    from app.core.tracing import wants_tracing
+
+    assert services["jaeger"]["profiles"] == ["tracing"]  # pulled like Grafana: not started in CI
+    jaeger_version = re.search(r"jaeger v1\.(\d+)\.0", (ROOT / "deploy" / "jaeger" / "go.mod").read_text())
+    assert jaeger_version, "deploy/jaeger/go.mod pins Jaeger"
+    # Jaeger releases v1.N and v2.(N-63) together: the image is the version the tests build
+    assert services["jaeger"]["image"] == f"jaegertracing/jaeger:2.{int(jaeger_version.group(1)) - 63}.0"
+    for name, service in workers(services).items():
+        unset = env(service)  # nothing set in the environment: off
+        assert unset["OTEL_EXPORTER_OTLP_ENDPOINT"] == "" and not wants_tracing(unset), name
+        assert unset["OTEL_TRACES_SAMPLER_ARG"] == "0.01", name
+        assert wants_tracing({**unset, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://jaeger:4318"}), name

@@ -7,6 +7,7 @@ import re
 import typing
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -60,6 +61,7 @@ def test_kustomization_lists_every_manifest() -> None:
 
 def test_every_switchyard_variable_is_a_setting(docs: list[dict[str, Any]]) -> None:
     names = set(one(docs, "ConfigMap")["data"]) | set(one(docs, "Secret")["stringData"])
+    names -= {n for n in names if n.startswith("OTEL_")}  # OpenTelemetry's own (the tracing test below)
     names |= {e["name"] for e in container(docs)["env"] if e["name"].startswith("SWITCHYARD_")}
     assert names and names - settings_env_names() == set()
 
@@ -172,3 +174,17 @@ def test_the_readme_covers_the_scaling_notes() -> None:
     text = Path(K8S / "README.md").read_text().lower()
     for topic in ("partitions", "replicas", "consumer group", "standby", "session timeout"):
         assert topic in text, topic
+
+
+def test_tracing_is_wired_through_the_otel_variables(
+    docs: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.core.tracing import wants_tracing
+
+    env = resolved_env(docs, "switchyard-1", "10.0.0.7")
+    assert wants_tracing(env)
+    assert urlsplit(env["OTEL_EXPORTER_OTLP_ENDPOINT"]).port == 4318  # OTLP/HTTP, what the exporter speaks
+    assert (
+        env["OTEL_TRACES_SAMPLER"] == "parentbased_traceidratio" and float(env["OTEL_TRACES_SAMPLER_ARG"]) < 1
+    )
+    assert "service.instance.id=switchyard-1" in env["OTEL_RESOURCE_ATTRIBUTES"]

@@ -3,7 +3,8 @@ in the end the reference CRM holds exactly what the commands on ``crm.commands``
 order (``expected_state``). Scenario 6 runs on what that leaves behind: personal data planted in every Vome field
 the allow-lists keep back must surface nowhere but ``vome.raw`` and the dead letters' values (a dead letter *is*
 the original body): not in any other topic (keys, values, headers; changelogs and Faust's own topics included),
-the volunteer table's answers, the worker's log, ``/metrics`` or the CRM's database file.
+the volunteer table's answers, the worker's log, ``/metrics``, the CRM's database file or the spans the worker
+exported (it traces every record to a real Jaeger, whose HTTP API hands them back).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from app.sinks.crm.benchmark import TOKEN
 from app.sinks.crm.commands import CrmCommand
 from app.sinks.crm.model import expected_state, normalize_state
 from tests.integration.test_crm_sink import LIMIT, WINDOW, Crm
+from tests.jaeger import Jaeger
 from tests.reliability.load import FAST_FAILOVER, Rec, crashed_agents, events_in
 from tests.reliability.privacy import planted, scan
 from tests.reliability.results import record_scenario
@@ -50,6 +52,7 @@ class Run:
     w: Worker
     crm: Crm
     tmp: Path
+    jaeger: Jaeger
     sent: int
     secrets: list[str]
     users: list[str]
@@ -62,6 +65,7 @@ def run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     """One faulted run shared by the CRM check and the privacy scan (the scan reads what the run left)."""
     tmp = tmp_path_factory.mktemp("crm-faults")
     crm = Crm(tmp)
+    jaeger = Jaeger(tmp / "jaeger.log")
     d = Deployment(
         kafka_bootstrap,
         f"relcrm{uuid.uuid4().hex[:8]}",
@@ -78,19 +82,25 @@ def run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     )
     d.cli("topics", "create")
     try:
-        yield faulted_run(d, crm, tmp)
+        yield faulted_run(d, crm, tmp, jaeger)
     finally:
         d.stop_all()
         crm.stop()
+        jaeger.stop()
 
 
-def faulted_run(d: Deployment, crm: Crm, tmp: Path) -> Run:
+def faulted_run(d: Deployment, crm: Crm, tmp: Path, jaeger: Jaeger) -> Run:
     rng = random.Random(66)
     marked = planted(rng, rounds=4)
     vome = marked.records + generate(rng, 300)
     rng.shuffle(vome)
     appointments: list[Rec] = [(g.key, g.value, []) for g in traffic(rng, 100, shuffle=True)]
-    w = d.worker().start()
+    w = d.worker(
+        OTEL_EXPORTER_OTLP_ENDPOINT=jaeger.otlp_endpoint,
+        OTEL_SERVICE_NAME=d.name,
+        OTEL_TRACES_SAMPLER="parentbased_always_on",
+        OTEL_BSP_SCHEDULE_DELAY="500",
+    ).start()
 
     faults: list[tuple[str, dict[str, Any]]] = [
         ("outage", {"seconds": 4}),
@@ -151,7 +161,7 @@ def faulted_run(d: Deployment, crm: Crm, tmp: Path) -> Run:
         crm_max_calls_in_window=stats.get("max_calls_in_window"),
     )
     assert stats["max_calls_in_window"] <= LIMIT
-    return Run(d, w, crm, tmp, sent, marked.secrets, marked.users, converged, crashes)
+    return Run(d, w, crm, tmp, jaeger, sent, marked.secrets, marked.users, converged, crashes)
 
 
 # This scenario found a sink defect, since fixed: after a Vome erasure and a re-creating contact.upsert, the
@@ -167,9 +177,19 @@ def test_no_planted_secret_escapes_vome_raw(run: Run) -> None:
 
     # ---- scenario 6: the privacy scan --------------------------------------------------------------------------
     answers = [w.get(VOLUNTEER_PATH.format(userId=u)).content for u in sorted(set(users))]
+    metrics = w.get("/metrics").content
     crm_files = sorted(run.tmp.glob("crm.sqlite3*"))  # the database and its journal, as Crm names them
     assert crm_files, "the CRM's database file must exist to be scanned"
-    extra = answers + [w.log.read_bytes(), w.get("/metrics").content] + [f.read_bytes() for f in crm_files]
+
+    def every_hop_exported() -> list[dict[str, Any]] | None:
+        """The spans Jaeger holds, once it holds some of every hop (a scan of no spans would prove nothing)."""
+        spans = run.jaeger.spans_of(d.name)
+        hops = {t["value"] for s in spans for t in s["tags"] if t["key"] == "switchyard.stage"}
+        return spans if {"ingress", "stage-one", "fold:volunteers", "crm-sink"} <= hops else None
+
+    spans = wait_until(every_hop_exported, timeout=60, interval=2, what="the worker's spans in Jaeger")
+    exported = json.dumps(spans, ensure_ascii=False).encode()
+    extra = answers + [w.log.read_bytes(), metrics] + [f.read_bytes() for f in crm_files] + [exported]
     result = scan(d, secrets, extra)
     leaked = result.leaked
     record_scenario(
@@ -178,6 +198,7 @@ def test_no_planted_secret_escapes_vome_raw(run: Run) -> None:
         **result.figures(secrets),
         table_answers=len(answers),
         crm_files=[f.name for f in crm_files],
+        spans_scanned=len(spans),
         sent=sent,
         lost=0,
         duplicated=0,

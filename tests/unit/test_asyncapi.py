@@ -390,9 +390,11 @@ def test_deadletter_topics_document_the_error_headers_and_the_original_ones() ->
         if spec.role != "deadletter":
             continue
         props = messages[channel_id(spec.name)]["headers"]["properties"]
-        assert set(dl.DLQ_HEADERS) | {dl.REPLAY_COUNT} <= set(props), spec.name
+        assert set(dl.DLQ_HEADERS) | {dl.REPLAY_COUNT, dl.TRACE_ID, "traceparent"} <= set(props), spec.name
     assert "switchyard.event-type" in messages["vome_deadletter"]["headers"]["properties"]
     assert "switchyard.crm.status" in messages["crm_deadletter"]["headers"]["properties"]
+    # every record may carry its trace (design note 14)
+    assert all("traceparent" in m["headers"]["properties"] for m in messages.values())
 
 
 def test_directions_of_named_topics() -> None:

@@ -202,7 +202,11 @@ class TransactionalStage:
         seen = self.seen[tp.partition]
         started = time.perf_counter()
         now = self.rt.clock()
-        step = self.rt.engine.stage_one(self.rules, records, lambda raw, event_id: event_id in seen, now)
+        tracing = self.rt.tracing
+        spans = tracing.consume("stage-one", self.domain, records) if tracing.enabled else None
+        step = self.rt.engine.stage_one(
+            self.rules, records, lambda raw, event_id: event_id in seen, now, spans.carry if spans else None
+        )
         marked = now.timestamp()
         try:
             async with prod.transaction():
@@ -221,6 +225,8 @@ class TransactionalStage:
                 tp.partition,
             )
             await self._drop_producers([tp.partition])
+            if spans is not None:
+                spans.abort("fenced")
             return
         except Exception:
             self.rt.metrics.transactions.labels(self.domain, "abort").inc()
@@ -230,12 +236,16 @@ class TransactionalStage:
                 tp.partition,
             )
             await self._break(tp)
+            if spans is not None:
+                spans.abort("aborted")
             return
         seen.update((event_id, marked) for _, event_id in step.marks)
         self.next_offset[tp.partition] = records[-1].offset + 1
         self.rt.metrics.transactions.labels(self.domain, "commit").inc()
         # Counted only once committed: an aborted batch is processed again, and counted then.
         self.rt.accounting.stage_one(self.domain, step, time.perf_counter() - started, now)
+        if spans is not None:
+            spans.end([(r.raw, r.error) for r in step.rejected])
 
     async def _break(self, tp: TopicPartition) -> None:
         """After a failed transaction: back to the offset after the last committed one, and drop the producer. One

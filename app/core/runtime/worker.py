@@ -37,6 +37,7 @@ from app.core.dedupe import is_fresh, stamp
 from app.core.engine import Accounting, Engine, Step, Write, encoded
 from app.core.metrics import Metrics
 from app.core.records import DomainRules, Emit, RawRecord, TableRule, normalize_headers
+from app.core.tracing import NO_TRACING, Tracing
 from app.settings import Settings
 
 log = logging.getLogger("switchyard.runtime")
@@ -158,6 +159,7 @@ class Runtime:
         metrics: Metrics,
         clock: Clock = utc_now,
         avro_ids: Mapping[str, int] | None = None,
+        tracing: Tracing = NO_TRACING,
     ):
         self.app = app
         self.settings = settings
@@ -175,6 +177,8 @@ class Runtime:
         self.accounting = Accounting(metrics, self.deadletter_topic)
         #: consumers that are not Faust's (exactly-once stages, the CRM sink): polled for lag by the monitor
         self.lag_sources: list[Any] = []
+        #: OpenTelemetry spans of every hop (:mod:`app.core.tracing`); checked once per batch when off
+        self.tracing = tracing
 
     # ---- topics and producing ------------------------------------------------------------------------------
     def deadletter_topic(self, domain: str) -> str:
@@ -265,11 +269,13 @@ class Runtime:
             started = time.perf_counter()
             now = self.clock()
             records = [raw_from_message(event.message) for event in events]
+            spans = self.tracing.consume("stage-one", domain, records) if self.tracing.enabled else None
             step = self.engine.stage_one(
                 rules,
                 records,
                 lambda raw, event_id: is_fresh(seen.read(raw.partition, event_id.encode()), now, ttl),
                 now,
+                spans.carry if spans is not None else None,
             )
             await self._acknowledged(step)
             marked = stamp(now)
@@ -277,6 +283,8 @@ class Runtime:
                 seen, {eid.encode(): Write(raw.partition, marked, raw.offset) for raw, eid in step.marks}
             )
             self.accounting.stage_one(domain, step, time.perf_counter() - started, now)
+            if spans is not None:
+                spans.end([(r.raw, r.error) for r in step.rejected])
 
         async def agent(stream: Any) -> None:
             async for events in stream.take_events(BATCH_MAX, within=BATCH_WAIT_SECONDS):
@@ -322,12 +330,18 @@ class Runtime:
             """Emits are acknowledged before any state is stored: a crash in between re-folds the values on
             redelivery and re-emits (idempotent snapshots and commands), where the other order would lose them."""
             now = self.clock()
+            records = [raw_from_message(e.message) for e in events]
+            spans = (
+                self.tracing.consume(f"fold:{rule.name}", domain, records) if self.tracing.enabled else None
+            )
             step = self.engine.fold(
-                domain, rule, [raw_from_message(e.message) for e in events], state_of, now
+                domain, rule, records, state_of, now, spans.carry if spans is not None else None
             )
             await self._acknowledged(step)
             await self.write_table(io, step.writes)
             self.accounting.fold(domain, rule.name, step)
+            if spans is not None:
+                spans.end([(r.raw, r.error) for r in step.rejected])
 
         async def agent(stream: Any) -> None:
             async for events in stream.take_events(BATCH_MAX, within=BATCH_WAIT_SECONDS):

@@ -118,6 +118,8 @@ class CrmAdapter(ABC):
     per command in input order."""
 
     max_batch_size: int = 100
+    #: where the adapter's requests go (for the HTTP client spans' ``url.full``); "" when it does not say
+    base_url: str = ""
 
     def batch_limit(self, op: CommandOp) -> int:
         """Inputs one call of ``op`` may carry; an op the API has no batch endpoint for says 1."""

@@ -104,6 +104,7 @@ class HubSpotAdapter(CrmAdapter):
         clock: Clock = utc_now,
     ) -> None:
         self._client = client or httpx.AsyncClient(base_url=base_url, timeout=timeout)
+        self.base_url = str(self._client.base_url).rstrip("/")
         self._auth = {"Authorization": f"Bearer {token}"}
         self._clock = clock
         self._contact_ids: dict[tuple[str, str], str] = {}

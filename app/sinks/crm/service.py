@@ -27,6 +27,7 @@ from app.core.errors import DecodeError, RecordError, SinkRefused
 from app.core.kafka import group_lag, raw_of
 from app.core.records import RawRecord
 from app.core.runtime import Runtime
+from app.core.tracing import RecordSpans
 from app.core.validation import from_pydantic
 from app.sinks.crm.commands import CrmCommand
 from app.sinks.crm.hooks import PrometheusHooks
@@ -64,7 +65,9 @@ class CrmSinkService:
         self.rt = runtime
         #: the sink's own series, on the worker's registry unless given (one set per registry)
         self.metrics = metrics or CrmMetrics(runtime.metrics.registry)
-        self.sink = sink or build_sink(runtime.settings, hooks=PrometheusHooks(self.metrics))
+        self.sink = sink or build_sink(
+            runtime.settings, hooks=PrometheusHooks(self.metrics), tracing=runtime.tracing
+        )
         s = runtime.settings
         self.source = s.topic(runtime.catalog.get("crm.commands").name)
         self.dlq = s.topic(runtime.catalog.deadletter_topic("crm").name)
@@ -154,28 +157,45 @@ class CrmSinkService:
             histogram.observe(seconds)
 
     async def _handle(self, producer: AIOKafkaProducer, records: list[Any]) -> None:
+        """Traced, every command record gets a span (the child of the fold span that sent it), the CRM calls are
+        client spans under them, and a dead letter ends its span in ERROR."""
         commands: list[CrmCommand] = []
         raws: dict[str, RawRecord] = {}
         futures = []
-        for rec in records:
-            raw = raw_of(rec)
+        batch = [raw_of(rec) for rec in records]
+        tracing = self.rt.tracing
+        spans = tracing.consume("crm-sink", "crm", batch) if tracing.enabled else None
+        rejected: list[tuple[RawRecord, RecordError]] = []
+        for raw in batch:
             try:
                 cmd = parse_command(raw)
             except RecordError as err:
-                futures.append(await self._deadletter(producer, raw, err))
+                rejected.append((raw, err))
+                futures.append(await self._deadletter(producer, raw, err, spans=spans))
                 continue
             commands.append(cmd)
             raws[cmd.command_id] = raw
-        for dead in await self.sink.write(commands):
+        by_command = {cid: spans.span_of(raw) for cid, raw in raws.items()} if spans is not None else None
+        for dead in await self.sink.write(commands, by_command):
             raw = raws[dead.command.command_id]
-            futures.append(await self._deadletter(producer, raw, sink_error(dead), status=dead.status))
+            refused = sink_error(dead)
+            rejected.append((raw, refused))
+            futures.append(await self._deadletter(producer, raw, refused, status=dead.status, spans=spans))
         for fut in futures:
             await fut
+        if spans is not None:
+            spans.end(rejected)
 
     async def _deadletter(
-        self, producer: AIOKafkaProducer, raw: RawRecord, err: RecordError, status: int | None = None
+        self,
+        producer: AIOKafkaProducer,
+        raw: RawRecord,
+        err: RecordError,
+        status: int | None = None,
+        spans: RecordSpans | None = None,
     ) -> Any:
-        headers = list(deadletter_headers(raw, err, self.rt.clock()))
+        trace = spans.carry_of(raw) if spans is not None else ()
+        headers = list(deadletter_headers(raw, err, self.rt.clock(), trace))
         if status is not None:
             headers.append((STATUS_HEADER, str(status).encode()))
         self.rt.metrics.events_rejected.labels("crm", err.stage, err.code).inc()

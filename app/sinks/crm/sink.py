@@ -26,15 +26,18 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from opentelemetry.trace import Span
+
 from app.core.clock import Clock, utc_now
 from app.core.errors import BackpressureError, PermanentSinkError, RetriableSinkError
+from app.core.tracing import NO_TRACING, Tracing
 from app.settings import Settings
-from app.sinks.crm.base import CallRecord, CrmAdapter, ItemError, ItemResult
+from app.sinks.crm.base import CallRecord, CrmAdapter, Gate, ItemError, ItemResult
 from app.sinks.crm.batching import Call, Item, plan
 from app.sinks.crm.breaker import BreakerState, CircuitBreaker
 from app.sinks.crm.commands import MAX_CRM_ID, CommandOp, CrmCommand, id_too_long
@@ -108,6 +111,8 @@ class SinkConfig:
 @dataclass
 class _Tally:
     dead: list[DeadLetter] = field(default_factory=list)
+    #: command id -> the span of the record that carried it (tracing on)
+    spans: Mapping[str, Span] = field(default_factory=dict)
 
 
 class CrmSink:
@@ -122,8 +127,10 @@ class CrmSink:
         sleep: Sleep = asyncio.sleep,
         hooks: SinkHooks | None = None,
         rng: random.Random | None = None,
+        tracing: Tracing = NO_TRACING,
     ) -> None:
         self.adapter = adapter
+        self.tracing = tracing
         self.limiter = limiter
         self.config = config or SinkConfig()
         self.hooks: SinkHooks = hooks or NoHooks()
@@ -136,9 +143,13 @@ class CrmSink:
     def _batch_limit(self, op: CommandOp) -> int:
         return max(1, min(self.config.batch_size, self.adapter.batch_limit(op)))
 
-    async def write(self, commands: Sequence[CrmCommand]) -> list[DeadLetter]:
-        """Apply ``commands`` (in their order); the ones the CRM refused for good."""
-        tally = _Tally()
+    async def write(
+        self, commands: Sequence[CrmCommand], spans: Mapping[str, Span] | None = None
+    ) -> list[DeadLetter]:
+        """Apply ``commands`` (in their order); the ones the CRM refused for good. With ``spans`` (command id ->
+        the span of its record; tracing on) each HTTP call is a client span in the trace of its first command,
+        linked to the others'."""
+        tally = _Tally(spans=spans or {})
         carried: list[CrmCommand] = []
         for command in commands:
             field_name = id_too_long(command)
@@ -155,7 +166,7 @@ class CrmSink:
     # --- one planned call ----------------------------------------------------------------------------------------
     async def _run_call(self, call: Call, tally: _Tally) -> None:
         try:
-            results = await self._send(call.op, call.items)
+            results = await self._send(call.op, call.items, tally)
         except PermanentSinkError as exc:
             if len(call.items) > 1:
                 half = len(call.items) // 2
@@ -187,16 +198,20 @@ class CrmSink:
         for src in sources:
             self.hooks.ack_latency(max(0.0, (now - src.issued_at).total_seconds()))
 
-    async def _send(self, op: CommandOp, items: Sequence[Item]) -> list[ItemResult]:
+    async def _send(self, op: CommandOp, items: Sequence[Item], tally: _Tally) -> list[ItemResult]:
         """The adapter op for ``items``, retried until it answers or refuses (see the module doc)."""
         commands = [item.command for item in items]
+        gate: Gate = self._gate
+        if tally.spans:
+            parents = [s for s in (tally.spans.get(src.command_id) for i in items for src in i.sources) if s]
+            gate = self._traced_gate(parents)
         self.hooks.batch_size(op, len(commands))
         attempt = 0
         failing_since: float | None = None
         while True:
             await self._breaker_wait()
             try:
-                results = await self.adapter.execute(op, commands, self._gate)
+                results = await self.adapter.execute(op, commands, gate)
             except BackpressureError as exc:
                 self._breaker_success()
                 delay = self.backoff.delay(attempt, exc.retry_after)
@@ -240,12 +255,34 @@ class CrmSink:
             self.limiter.release(permit)
             self.hooks.call(op, str(record.status) if record.status is not None else "error")
 
+    def _traced_gate(self, parents: Sequence[Span]) -> Gate:
+        """:meth:`_gate` inside an HTTP client span whose parents are the spans of the commands the call carries.
+        The span opens once the rate-limit permit is taken: its duration is the request's, the wait is the
+        limiter's (``switchyard_crm_rate_limit_wait_seconds_total``)."""
+        base = self.adapter.base_url
+
+        def gate(op: str, endpoint: str) -> AbstractAsyncContextManager[CallRecord]:
+            @asynccontextmanager
+            async def traced() -> AsyncIterator[CallRecord]:
+                async with self._gate(op, endpoint) as record:
+                    attributes = {"switchyard.crm.op": op, "switchyard.crm.commands": len(parents)}
+                    # every request of the CRM v3 adapter is a POST (base.Gate wraps exactly one)
+                    with self.tracing.http_call(
+                        "POST", base + endpoint, endpoint, parents, lambda: record.status, attributes
+                    ):
+                        yield record
+
+            return traced()
+
+        return gate
+
 
 def build_sink(
     settings: Settings,
     *,
     hooks: SinkHooks | None = None,
     adapter_factory: Callable[[Settings], CrmAdapter] | None = None,
+    tracing: Tracing = NO_TRACING,
 ) -> CrmSink:
     """The sink the worker runs, from the settings: HubSpot adapter, the settings' rate limits (every window)
     and batch size."""
@@ -256,4 +293,4 @@ def build_sink(
 
     limiter = RateLimiter(windows=settings.crm_rate_windows)
     adapter = (adapter_factory or hubspot)(settings)
-    return CrmSink(adapter, limiter, SinkConfig.from_settings(settings), hooks=hooks)
+    return CrmSink(adapter, limiter, SinkConfig.from_settings(settings), hooks=hooks, tracing=tracing)
