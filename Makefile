@@ -8,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test tools venv jars jaeger lock lint types pytest pytest-docker-broker bench trace-screenshot clean
+.PHONY: pytest-sixth-domain demo test tools venv jars jaeger lock lint types pytest pytest-docker-broker bench trace-screenshot clean
 
 # Python's venv module, a JDK and Maven: installed with apt-get when missing and root, else named (.ci/ensure-tools).
 tools:
@@ -57,7 +57,17 @@ pytest: tools venv jars jaeger
 pytest-docker-broker: venv
 	SWITCHYARD_TEST_BROKER=docker $(BIN)/pytest -q tests/integration/test_phoenix.py
 
-test: lint types pytest pytest-docker-broker
+# The sixth-domain proof (issue 21): the test-only domain of tests/integration/testdomain joins the five through
+# its own catalog file alone, and the harnesses that iterate the catalog take it through the demo, the bench smoke
+# test, the reliability load mix and the AsyncAPI document with nothing outside its folder changed.
+SIXTH_DOMAIN := tests/integration/testdomain/catalog.yaml
+pytest-sixth-domain: venv jars
+	SWITCHYARD_EXTRA_CATALOGS=$(SIXTH_DOMAIN) $(BIN)/pytest -q tests/unit/test_asyncapi.py \
+	  tests/integration/test_demo.py tests/bench/test_bench_smoke.py -k "testdomain or asyncapi or demo"
+	SWITCHYARD_EXTRA_CATALOGS=$(SIXTH_DOMAIN) $(BIN)/pytest -q \
+	  tests/reliability/test_worker_kills.py::test_five_sigkills_under_mixed_load_lose_nothing
+
+test: lint types pytest pytest-sixth-domain pytest-docker-broker
 
 bench: venv jars
 	$(BIN)/switchyard bench --quick
