@@ -22,8 +22,8 @@ from app.core.deadletter import deadletter_headers
 from app.core.dedupe import SeenIds
 from app.core.engine import encode_value, internal_error
 from app.core.errors import RecordError
-from app.core.kafka import producer
-from app.core.records import DomainRules, Emit, RawRecord, TableRule, normalize_headers
+from app.core.kafka import producer, raw_of
+from app.core.records import DomainRules, Emit, RawRecord, TableRule
 from app.settings import Settings
 from bench.kafka import consumer
 
@@ -126,15 +126,7 @@ class PlainPipeline:
         }
 
     async def handle(self, rec: Any, send: Send) -> None:
-        raw = RawRecord(
-            value=rec.value,
-            key=rec.key,
-            headers=normalize_headers(rec.headers),
-            topic=rec.topic,
-            partition=rec.partition,
-            offset=rec.offset,
-            timestamp_ms=rec.timestamp,
-        )
+        raw = raw_of(rec)
         now = utc_now()
         try:
             processed = self.rules.process(raw, now)
