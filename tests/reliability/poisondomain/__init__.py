@@ -5,3 +5,9 @@ returned can be shown on a real broker, at-least-once and exactly-once.
 Records are JSON objects ``{"id": str, "poison": "route" | "fold" | null}``; accepted ones go to
 ``poisondomain.out`` and into a per-id table fed by ``poisondomain.feed``.
 """
+
+from app.core.domain import Domain
+
+from .rules import RULES
+
+DOMAIN = Domain(RULES)
