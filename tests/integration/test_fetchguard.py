@@ -29,7 +29,7 @@ from pathlib import Path
 
 import faust
 
-from app.core import fetchguard
+from app.core.runtime import fetchguard
 
 fetchguard.install()
 out = Path(os.environ["COMPAT_OUT"])
