@@ -173,25 +173,30 @@ def test_the_exactly_once_stage_continues_a_raw_records_trace(
     """Pismo's stage one runs in Kafka transactions (app/core/runtime/eos.py): its span continues the context the
     raw record carries, and its outputs carry that span on."""
     d = Deployment(kafka_bootstrap, f"traceeos{uuid.uuid4().hex[:8]}", tmp_path, SWITCHYARD_DOMAINS="pismo")
-    d.cli("topics", "create")
-    d.worker(
-        OTEL_EXPORTER_OTLP_ENDPOINT=jaeger.otlp_endpoint,
-        OTEL_SERVICE_NAME=f"switchyard-{d.name}",
-        OTEL_BSP_SCHEDULE_DELAY="200",
-    ).start()
-    trace_id, upstream = secrets.token_hex(16), secrets.token_hex(8)
-    body = (SAMPLES_DIR / "pismo" / "success-update.json").read_bytes()
-    produce(
-        d.settings, "pismo.raw", [(b"k", body, [("traceparent", f"00-{trace_id}-{upstream}-01".encode())])]
-    )
-    raw = d.topic("pismo.raw")
+    try:
+        d.cli("topics", "create")
+        d.worker(
+            OTEL_EXPORTER_OTLP_ENDPOINT=jaeger.otlp_endpoint,
+            OTEL_SERVICE_NAME=f"switchyard-{d.name}",
+            OTEL_BSP_SCHEDULE_DELAY="200",
+        ).start()
+        trace_id, upstream = secrets.token_hex(16), secrets.token_hex(8)
+        body = (SAMPLES_DIR / "pismo" / "success-update.json").read_bytes()
+        produce(
+            d.settings,
+            "pismo.raw",
+            [(b"k", body, [("traceparent", f"00-{trace_id}-{upstream}-01".encode())])],
+        )
+        raw = d.topic("pismo.raw")
 
-    def stage_one() -> dict[str, Any] | None:
-        found = named(jaeger.trace(trace_id), f"process {raw}")
-        return found[0] if found else None
+        def stage_one() -> dict[str, Any] | None:
+            found = named(jaeger.trace(trace_id), f"process {raw}")
+            return found[0] if found else None
 
-    span = wait_until(stage_one, timeout=90, interval=0.5, what="Pismo's stage-one span in Jaeger")
-    assert parent_of(span) == upstream and tags(span)["switchyard.stage"] == "stage-one"
-    outputs = [r for r in read_all(d.settings, "audit.migration") if r.headers]
-    carried = [dict(r.headers).get("traceparent", b"").decode() for r in outputs]
-    assert carried == [f"00-{trace_id}-{span['spanID']}-01"]
+        span = wait_until(stage_one, timeout=90, interval=0.5, what="Pismo's stage-one span in Jaeger")
+        assert parent_of(span) == upstream and tags(span)["switchyard.stage"] == "stage-one"
+        outputs = [r for r in read_all(d.settings, "audit.migration") if r.headers]
+        carried = [dict(r.headers).get("traceparent", b"").decode() for r in outputs]
+        assert carried == [f"00-{trace_id}-{span['spanID']}-01"]
+    finally:
+        d.stop_all()
