@@ -21,9 +21,9 @@ def restore_gc() -> Iterator[None]:
 
 
 @pytest.mark.usefixtures("restore_gc")
-def test_young_threshold_raises_the_first_generation_only() -> None:
+def test_young_threshold_raises_the_first_generation_and_collects_the_old_ones_sooner() -> None:
     tune_gc(50_000)
-    assert gc.get_threshold() == (50_000, 20, 100)
+    assert gc.get_threshold() == (50_000, 10, 5)
 
 
 @pytest.mark.usefixtures("restore_gc")
