@@ -212,10 +212,9 @@ class TransactionalStage:
             async with prod.transaction():
                 for e in step.emits:
                     await prod.send(self.rt.wire_name(e.topic), e.value, key=e.key, headers=list(e.headers))
+                mark = stamp(now)
                 for raw, event_id in step.marks:
-                    await prod.send(
-                        self.seen_topic, stamp(now), key=event_id.encode(), partition=raw.partition
-                    )
+                    await prod.send(self.seen_topic, mark, key=event_id.encode(), partition=raw.partition)
                 await prod.send_offsets_to_transaction({tp: records[-1].offset + 1}, self.group_id)
         except ProducerFenced:
             self.rt.metrics.transactions.labels(self.domain, "abort").inc()
@@ -273,11 +272,11 @@ class TransactionalStage:
         self.broken.discard(tp.partition)
         return True
 
-    def lag(self) -> list[tuple[str, int, int]]:
+    async def lag(self) -> list[tuple[str, int, int]]:
         """Lag per assigned partition, against the offset after the last committed transaction."""
         if self.consumer is None:
             return []
-        return group_lag(self.consumer, lambda tp: self.next_offset.get(tp.partition))
+        return await group_lag(self.consumer, lambda tp: self.next_offset.get(tp.partition))
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
