@@ -106,16 +106,21 @@ def raw_of(rec: Any) -> RawRecord:
     )
 
 
-def group_lag(
+async def group_lag(
     consumer: AIOKafkaConsumer, committed: Callable[[TopicPartition], int | None]
 ) -> list[tuple[str, int, int]]:
-    """(topic, partition, records behind) for every partition assigned to ``consumer``: the high watermark minus
-    the group's committed offset, what Kafka's ConsumerGroupCommand shows. Partitions not fetched yet, or with no
-    known commit, are left out."""
+    """(topic, partition, records behind) for every partition assigned to ``consumer``: the log's end offset minus
+    the group's committed offset, what Kafka's ConsumerGroupCommand shows. The end is asked of the broker, not
+    read from the last fetch: a consumer that holds its records (the CRM sink while the CRM is down) fetches
+    nothing more, and its high watermark would stand still while the backlog grows behind it. Partitions with no
+    known commit are left out."""
+    assigned = sorted(consumer.assignment())
+    if not assigned:
+        return []
+    ends = await consumer.end_offsets(assigned)
     out: list[tuple[str, int, int]] = []
-    for tp in consumer.assignment():
-        high = consumer.highwater(tp)
+    for tp in assigned:
         done = committed(tp)
-        if high is not None and done is not None:
-            out.append((tp.topic, tp.partition, max(high - done, 0)))
+        if done is not None and tp in ends:
+            out.append((tp.topic, tp.partition, max(ends[tp] - done, 0)))
     return out

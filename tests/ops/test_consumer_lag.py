@@ -76,7 +76,7 @@ def test_every_consumed_topic_has_a_lag_series_that_agrees_with_kafka(
         "vome.raw",
         [(VOME.key_of(x.value, x.event_type), x.value, list(x.headers)) for x in load_samples("vome")],
     )
-    commands = wait_until(lambda: read_all(s, "crm.commands"), what="CRM commands from the Vome samples")
+    wait_until(lambda: read_all(s, "crm.commands"), what="CRM commands from the Vome samples")
     groups = {
         s.app_id: d.topic("vome.raw"),  # Faust's consumer group is the app id
         f"{s.app_id}-pismo-eos": d.topic("pismo.raw"),
@@ -101,11 +101,17 @@ def test_every_consumed_topic_has_a_lag_series_that_agrees_with_kafka(
 
         last: list[Any] = []
 
+        def crm_lag(lags: dict[tuple[str, int], int]) -> int:
+            return sum(lag for (topic, _), lag in lags.items() if topic == d.topic("crm.commands"))
+
         def agree() -> tuple[dict[tuple[str, int], int], dict[tuple[str, int], int]] | None:
             expected, seen = kafka_lag(), scraped()
             last[:] = [expected, seen]
             covered = {topic for topic, _ in seen} == set(groups.values())
-            return (expected, seen) if covered and expected and expected.items() <= seen.items() else None
+            equal = covered and expected and expected.items() <= seen.items()
+            # Settled: the Vome fold has written every command it will (the sink holds all of them).
+            settled = crm_lag(expected) == len(read_all(s, "crm.commands"))
+            return (expected, seen) if equal and settled else None
 
         try:
             expected, seen = wait_until(
@@ -114,8 +120,8 @@ def test_every_consumed_topic_has_a_lag_series_that_agrees_with_kafka(
         except TimeoutError as exc:
             raise AssertionError(f"Kafka's lag {last[0]} vs Prometheus's {last[1]}") from exc
     # The down CRM holds every command: the sink's lag is the whole topic, and the queue depth says the same.
-    crm_lag = sum(lag for (topic, _), lag in expected.items() if topic == d.topic("crm.commands"))
-    assert crm_lag == len(commands) > 0
+    commands = read_all(s, "crm.commands")
+    assert crm_lag(expected) == len(commands) > 0
     assert worker.metric("switchyard_crm_queue_depth") == len(commands)
     # The drained groups report zero, per partition, on both sides.
     assert all(lag == 0 for (topic, _), lag in seen.items() if topic != d.topic("crm.commands"))

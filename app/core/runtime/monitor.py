@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from app.core.runtime.internals import committed_offset, started_consumer
@@ -43,12 +44,13 @@ def install_monitor(runtime: Runtime) -> None:
     recovered.connect(on_recovered)
     memory: TableMemory | None = memory_of(app)
     refetches_seen = [0]
+    last_lag: dict[Callable[[], Awaitable[list[tuple[str, int, int]]]], list[tuple[str, int, int]]] = {}
 
     async def poll() -> None:
         m.ready.set(1 if is_ready(runtime) else 0)
         if memory is not None:
             m.table_memory_bytes.set(memory.usage_bytes())
-        m.consumer_lag.clear()
+        lag: list[tuple[str, int, int]] = []
         consumer = started_consumer(app)
         if consumer is not None:
             refetches = getattr(consumer, "refetches", 0)  # the guarded consumer's running count
@@ -60,13 +62,21 @@ def install_monitor(runtime: Runtime) -> None:
                 except Exception:  # not fetched yet for this partition
                     continue
                 committed = committed_offset(consumer, tp)
-                if high is None:
-                    continue
-                m.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(high - (committed or 0), 0))
+                if high is not None:
+                    lag.append((tp.topic, tp.partition, max(high - (committed or 0), 0)))
         # The worker's other consumer groups (exactly-once stages, the CRM sink) report the same series.
         for source in runtime.lag_sources:
-            for topic, partition, behind in source():
-                m.consumer_lag.labels(topic, str(partition)).set(behind)
+            try:
+                last_lag[source] = await source()
+            except (
+                Exception
+            ) as exc:  # a rebalance or a broker away: its last figures stand until the next poll
+                log.debug("lag not available this time: %r", exc)
+            lag += last_lag.get(source, [])
+        # Replaced at once, after every await: a scrape never sees the series half gone.
+        m.consumer_lag.clear()
+        for topic, partition, behind in lag:
+            m.consumer_lag.labels(topic, str(partition)).set(behind)
         for (domain, name), holder in runtime.tables.items():
             try:
                 m.table_keys.labels(f"{domain}.{name}").set(len(holder.table))

@@ -175,8 +175,8 @@ class Runtime:
         self.avro_ids: Mapping[str, int] = avro_ids or {}
         self.engine = Engine(self.deadletter_topic, self.encoded)
         self.accounting = Accounting(metrics, self.deadletter_topic)
-        #: consumers that are not Faust's (exactly-once stages, the CRM sink): polled for lag by the monitor
-        self.lag_sources: list[Any] = []
+        #: consumers that are not Faust's (exactly-once stages, the CRM sink): awaited for lag by the monitor
+        self.lag_sources: list[Callable[[], Awaitable[list[tuple[str, int, int]]]]] = []
         #: OpenTelemetry spans of every hop (:mod:`app.core.tracing`); checked once per batch when off
         self.tracing = tracing
 

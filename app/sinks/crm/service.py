@@ -80,13 +80,13 @@ class CrmSinkService:
         self.rt.task(self.run)
         self.rt.lag_sources.append(self.lag)
 
-    def lag(self) -> list[tuple[str, int, int]]:
+    async def lag(self) -> list[tuple[str, int, int]]:
         """(topic, partition, commands behind) per assigned partition: high watermark minus this group's committed
         offset, what Kafka's ConsumerGroupCommand shows. Their sum is ``switchyard_crm_queue_depth``: every command
         not yet applied or dead-lettered, fetched or not."""
         if self.consumer is None:
             return []
-        out = group_lag(self.consumer, lambda tp: self.committed.get(tp, 0))
+        out = await group_lag(self.consumer, lambda tp: self.committed.get(tp, 0))
         self.metrics.queue_depth.set(sum(behind for _, _, behind in out))
         return out
 
