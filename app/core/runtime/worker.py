@@ -256,8 +256,7 @@ class Runtime:
     def stage_one(self, rules: DomainRules) -> None:
         """Register the at-least-once raw-topic agent of ``rules``' domain.
 
-        Records are taken in micro-batches (up to ``BATCH_MAX``, or what arrived within ``BATCH_WAIT_SECONDS``):
-        every output of the batch is sent, the batch waits once for all acknowledgements, and only then are the
+        Records are taken in micro-batches (:meth:`_batch_agent`): every output of the batch is sent, the batch waits once for all acknowledgements, and only then are the
         event ids marked seen (each in its own record's partition of the ``<domain>-seen`` table).
         """
         domain = rules.name
@@ -286,11 +285,7 @@ class Runtime:
             if spans is not None:
                 spans.end([(r.raw, r.error) for r in step.rejected])
 
-        async def agent(stream: Any) -> None:
-            async for events in stream.take_events(BATCH_MAX, within=BATCH_WAIT_SECONDS):
-                await handle(list(events))
-
-        self.app.agent(source, name=f"{domain}.stage-one")(agent)
+        self._batch_agent(source, f"{domain}.stage-one", handle)
 
     async def _acknowledged(self, step: Step) -> None:
         for fut in await self.publish(step.emits):
@@ -343,11 +338,18 @@ class Runtime:
             if spans is not None:
                 spans.end([(r.raw, r.error) for r in step.rejected])
 
+        self._batch_agent(source, f"{domain}.{rule.name}", handle)
+
+    def _batch_agent(self, source: Any, name: str, handle: Callable[[list[Any]], Awaitable[None]]) -> None:
+        """One Faust agent on ``source`` handing ``handle`` micro-batches: up to ``BATCH_MAX`` events, or what
+        arrived within ``BATCH_WAIT_SECONDS``. Faust acks a batch's events when the loop asks for the next batch,
+        after ``handle`` returned, so offsets commit past a batch only once it has been handled."""
+
         async def agent(stream: Any) -> None:
             async for events in stream.take_events(BATCH_MAX, within=BATCH_WAIT_SECONDS):
                 await handle(list(events))
 
-        self.app.agent(source, name=f"{domain}.{rule.name}")(agent)
+        self.app.agent(source, name=name)(agent)
 
     def table(self, domain: str, name: str) -> DomainTable:
         return self.tables[(domain, name)]
