@@ -66,11 +66,10 @@ def install_monitor(runtime: Runtime) -> None:
                     lag.append((tp.topic, tp.partition, max(high - (committed or 0), 0)))
         # The worker's other consumer groups (exactly-once stages, the CRM sink) report the same series.
         for source in runtime.lag_sources:
+            # A rebalance or a broker away: the source's last figures stand until the next poll.
             try:
                 last_lag[source] = await source()
-            except (
-                Exception
-            ) as exc:  # a rebalance or a broker away: its last figures stand until the next poll
+            except Exception as exc:
                 log.debug("lag not available this time: %r", exc)
             lag += last_lag.get(source, [])
         # Replaced at once, after every await: a scrape never sees the series half gone.

@@ -256,8 +256,9 @@ class Runtime:
     def stage_one(self, rules: DomainRules) -> None:
         """Register the at-least-once raw-topic agent of ``rules``' domain.
 
-        Records are taken in micro-batches (:meth:`_batch_agent`): every output of the batch is sent, the batch waits once for all acknowledgements, and only then are the
-        event ids marked seen (each in its own record's partition of the ``<domain>-seen`` table).
+        Records are taken in micro-batches (:meth:`_batch_agent`): every output of the batch is sent, the batch
+        waits once for all acknowledgements, and only then are the event ids marked seen (each in its own record's
+        partition of the ``<domain>-seen`` table).
         """
         domain = rules.name
         source = self.topic(self.catalog.raw_topic(domain).name)

@@ -81,8 +81,8 @@ class CrmSinkService:
         self.rt.lag_sources.append(self.lag)
 
     async def lag(self) -> list[tuple[str, int, int]]:
-        """(topic, partition, commands behind) per assigned partition: high watermark minus this group's committed
-        offset, what Kafka's ConsumerGroupCommand shows. Their sum is ``switchyard_crm_queue_depth``: every command
+        """(topic, partition, commands behind) per assigned partition: the log's end offset minus this group's
+        committed offset, what Kafka's ConsumerGroupCommand shows (:func:`~app.core.kafka.group_lag`). Their sum is ``switchyard_crm_queue_depth``: every command
         not yet applied or dead-lettered, fetched or not."""
         if self.consumer is None:
             return []
