@@ -113,15 +113,24 @@ def test_every_consumed_topic_has_a_lag_series_that_agrees_with_kafka(
             settled = crm_lag(expected) == len(read_all(s, "crm.commands"))
             return (expected, seen) if equal and settled else None
 
-        try:
-            expected, seen = wait_until(
-                agree, timeout=180, interval=2, what="Prometheus lag equal to Kafka's"
-            )
-        except TimeoutError as exc:
-            raise AssertionError(f"Kafka's lag {last[0]} vs Prometheus's {last[1]}") from exc
+        def agreed() -> tuple[dict[tuple[str, int], int], dict[tuple[str, int], int]]:
+            try:
+                found: tuple[dict[tuple[str, int], int], dict[tuple[str, int], int]] = wait_until(
+                    agree, timeout=180, interval=2, what="Prometheus lag equal to Kafka's"
+                )
+            except TimeoutError as exc:
+                raise AssertionError(f"Kafka's lag {last[0]} vs Prometheus's {last[1]}") from exc
+            return found
+
+        agreed()
+        # More commands while the sink holds the first ones: its lag must grow with the topic, though it
+        # fetches nothing new (a lag read from the last fetch would stay where it was).
+        held = read_all(s, "crm.commands")
+        produce(s, "crm.commands", [(r.key, r.value, list(r.headers)) for r in held])
+        expected, seen = agreed()
     # The down CRM holds every command: the sink's lag is the whole topic, and the queue depth says the same.
     commands = read_all(s, "crm.commands")
-    assert crm_lag(expected) == len(commands) > 0
+    assert crm_lag(expected) == len(commands) == 2 * len(held) > 0
     assert worker.metric("switchyard_crm_queue_depth") == len(commands)
     # The drained groups report zero, per partition, on both sides.
     assert all(lag == 0 for (topic, _), lag in seen.items() if topic != d.topic("crm.commands"))
