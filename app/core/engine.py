@@ -27,7 +27,7 @@ import orjson
 
 from app.core.codecs import encode_json
 from app.core.deadletter import deadletter_headers
-from app.core.errors import EnrichError, RecordError
+from app.core.errors import EnrichError, RecordError, detached
 from app.core.metrics import Metrics
 from app.core.records import DomainRules, Emit, Folded, Headers, Processed, RawRecord, TableRule
 
@@ -115,7 +115,7 @@ class Engine:
     ) -> None:
         """Book ``raw`` as a dead letter of ``domain``: the record untouched plus the error headers (and, traced,
         the trace headers of the span that rejected it)."""
-        step.rejected.append(Rejected(raw, err))
+        step.rejected.append(Rejected(raw, detached(err)))
         headers = deadletter_headers(raw, err, now, trace)
         step.emits.append(Emit(self._deadletter_topic(domain), raw.key, raw.value, headers))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import UTC, datetime
 from typing import Any
 
@@ -123,6 +124,42 @@ def test_a_tombstone_deletes_the_key() -> None:
         NOW,
     )
     assert step.writes[b"k"].value is None and step.writes[b"k"].partition == 2
+
+
+def checked(raw: RawRecord, now: datetime) -> Processed:
+    """``process`` whose rejection wraps the error behind it, as the domains' validation does."""
+    try:
+        return process(raw, now)
+    except ValidationFailed as err:
+        try:
+            int("not a number")
+        except ValueError as cause:
+            raise ValidationFailed(err.message, code=err.code, path=err.path) from cause
+        raise
+
+
+def test_a_batch_with_dead_letters_is_freed_without_the_collector() -> None:
+    """A rejected record's error outlives its ``except``. Its traceback (and its cause's) would hold the step's
+    frames, whose locals hold the step, which holds the error: a cycle per batch that only the collector frees,
+    and a worker collects rarely (design note 12), so whole batches piled up in its memory."""
+    engine = Engine(dl_topic)
+    rules = DomainRules(name="d", process=checked, route=route)
+    rule = TableRule("totals", "d.feed", count_fold)
+    gc.collect()
+    gc.disable()
+    try:
+        one = engine.stage_one(
+            rules, [rec(0, {"id": "a"}), rec(1, {"id": "b", "bad": True})], lambda r, e: False, NOW
+        )
+        two = engine.fold("d", rule, [rec(2, {"n": 1}), rec(3, {"bad": True})], lambda p, k: None, NOW)
+        assert [r.error.code for r in one.rejected + two.rejected] == ["SCHEMA-TYPE", "FEED-BAD"]
+        assert isinstance(
+            one.rejected[0].error.__cause__, ValueError
+        )  # the cause is kept, its frames are not
+        del one, two
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
 
 
 def test_accounting_is_one_path_for_every_driver() -> None:

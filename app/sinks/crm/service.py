@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import ValidationError as PydanticValidationError
 
 from app.core.deadletter import deadletter_headers
-from app.core.errors import DecodeError, RecordError, SinkRefused
+from app.core.errors import DecodeError, RecordError, SinkRefused, detached
 from app.core.kafka import group_lag, raw_of
 from app.core.records import RawRecord
 from app.core.runtime import Runtime
@@ -170,7 +170,7 @@ class CrmSinkService:
             try:
                 cmd = parse_command(raw)
             except RecordError as err:
-                rejected.append((raw, err))
+                rejected.append((raw, detached(err)))
                 futures.append(await self._deadletter(producer, raw, err, spans=spans))
                 continue
             commands.append(cmd)
