@@ -13,11 +13,13 @@ from hypothesis import strategies as st
 
 from app.core.errors import ValidationFailed
 from app.core.records import EVENT_TYPE_HEADER, Folded, RawRecord
+from app.domains.vome.enrich import TRIGGERS
 from app.domains.vome.generate import generate
 from app.domains.vome.rules import RULES, process, route
 from app.domains.vome.state import (
     FEED_TOPIC,
     SNAPSHOT_TOPIC,
+    FeedValue,
     fold_volunteer,
     is_erased,
     render,
@@ -318,6 +320,23 @@ def test_route_then_fold_over_generated_traffic() -> None:
             assert user not in expected
         else:
             assert sum(state["bookings"].values()) == sum(expected.get(user, {}).values())
+
+
+def test_feed_values_are_the_models_own_json() -> None:
+    """Stage one builds the feed value without validating it (the fold does, on the way in): what it builds must
+    be exactly what :class:`FeedValue` would dump, every field present, for every trigger."""
+    triggers = set()
+    raws = [g.raw() for g in generate(random.Random(5), 600, invalid_share=0.0)]
+    raws += [
+        RawRecord(value=s.value, headers=((EVENT_TYPE_HEADER, (s.event_type or "").encode()),))
+        for s in RULES.samples()
+    ]
+    for raw in raws:
+        processed = process(raw, NOW)
+        [feed] = [e for e in route(processed, NOW) if e.topic == FEED_TOPIC]
+        assert feed.value == FeedValue.model_validate(feed.value).model_dump(mode="json")
+        triggers.add(processed.event_type)
+    assert triggers == set(TRIGGERS)
 
 
 def test_samples_fold_into_one_coherent_volunteer() -> None:

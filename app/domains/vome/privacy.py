@@ -23,6 +23,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import BaseModel
+
 from app.paths import SCHEMAS_DIR
 
 Spec = Mapping[str, "Spec | None"]
@@ -117,13 +119,14 @@ def project(doc: Mapping[str, Any], spec: Spec) -> dict[str, Any]:
     return out
 
 
-def identity(family: str, doc: Mapping[str, Any]) -> dict[str, Any]:
-    """The volunteer's identity fields of a delivery (:data:`CRM_IDENTITY`), flat: ``{"id", "first_name", ...}``
-    as far as present; empty for a profile, whose own upsert carries the identity."""
-    projected = project(doc, CRM_IDENTITY[family])
-    for value in projected.values():
-        if isinstance(value, dict):
-            return value
+def identity(family: str, payload: BaseModel) -> dict[str, Any]:
+    """The volunteer's identity fields of a validated delivery (:data:`CRM_IDENTITY`), flat: ``{"id",
+    "first_name", ...}`` as far as present; empty for a profile, whose own upsert carries the identity. Only the
+    object that carries them is serialised: the projection has serialised the whole payload once already."""
+    for name, spec in CRM_IDENTITY[family].items():
+        carrier = getattr(payload, name, None)
+        if isinstance(carrier, BaseModel) and spec is not None:
+            return project(carrier.model_dump(mode="json"), spec)
     return {}
 
 

@@ -83,7 +83,7 @@ def route(processed: Processed, now: datetime) -> list[Emit]:
     enriched = processed.enriched
     user = enriched["user_id"]
     family = family_of(processed.event_type)
-    who = identity(family, processed.payload.model_dump(mode="json"))
+    who = identity(family, processed.payload)
     feed = Emit(
         FEED_TOPIC,
         user,

@@ -83,31 +83,41 @@ class FeedValue(BaseModel):
 def feed_value(
     processed: Processed, crm: list[CrmCommand] | None = None, ensure: CrmCommand | None = None
 ) -> dict[str, Any]:
-    """What stage one puts on the feed for an accepted delivery, with the CRM commands the fold may send."""
+    """What stage one puts on the feed for an accepted delivery, with the CRM commands the fold may send: a
+    :class:`FeedValue` as JSON, every field present. The fold validates it on the way in; it is built here from
+    values that are JSON already (the enriched record, dumped commands), so it is not validated twice.
+    ``tests/unit/test_vome_state.py`` holds every sample's value to the model."""
     e = processed.enriched
     trigger: str = e["trigger"]
     kind, op = trigger.split(".", 1)
-    value: dict[str, Any] = {
+    data = e["data"]
+    form_id = status = submitted_at = sequence_id = steps_done = steps_total = updated_at = None
+    if kind == "form_submission":
+        form_id = (data.get("form") or {}).get("id")
+        status = data.get("submission_status")
+        submitted_at = data.get("created_at")
+    elif kind == "sequence_assignment":
+        sequence_id = (data.get("sequence_info") or {}).get("id")
+        steps_done = e["onboarding"]["steps_done"]
+        steps_total = e["onboarding"]["steps_total"]
+        updated_at = data.get("updated_at") or data.get("created_at")
+    return {
         "event_id": e["event_id"],
         "trigger": trigger,
         "user_id": e["user_id"],
         "entity_id": e["entity_id"],
         "kind": kind,
         "op": op,
+        "form_id": form_id,
+        "status": status,
+        "submitted_at": submitted_at,
+        "sequence_id": sequence_id,
+        "steps_done": steps_done,
+        "steps_total": steps_total,
+        "updated_at": updated_at,
+        "crm": [c.model_dump(mode="json") for c in crm or ()],
+        "ensure": None if ensure is None else ensure.model_dump(mode="json"),
     }
-    data = e["data"]
-    if kind == "form_submission":
-        value["form_id"] = (data.get("form") or {}).get("id")
-        value["status"] = data.get("submission_status")
-        value["submitted_at"] = data.get("created_at")
-    elif kind == "sequence_assignment":
-        value["sequence_id"] = (data.get("sequence_info") or {}).get("id")
-        value["steps_done"] = e["onboarding"]["steps_done"]
-        value["steps_total"] = e["onboarding"]["steps_total"]
-        value["updated_at"] = data.get("updated_at") or data.get("created_at")
-    value["crm"] = [c.model_dump(mode="json") for c in crm or ()]
-    value["ensure"] = None if ensure is None else ensure.model_dump(mode="json")
-    return validate(FeedValue, value).model_dump(mode="json")
 
 
 def empty_state(user_id: str) -> dict[str, Any]:
