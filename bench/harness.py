@@ -177,7 +177,8 @@ class Bench:
                 changelogs=False,
             )
             dl = self.catalog.deadletter_topic(scenario.name).name
-            b = await plain(self.settings, scenario.rules, dl, out, raw, f"{base}-b", n, 300)
+            compacted = {t.name for t in self.catalog.topics.values() if t.compacted}
+            b = await plain(self.settings, scenario.rules, dl, out, raw, f"{base}-b", n, 300, compacted)
             say(f"{scenario.name} #{index} B plain {b.eps:,.0f} ev/s")
             c = await drain(
                 dep, self.catalog, scenario.name, n, exactly_once=scenario.exactly_once, profile_to=profile

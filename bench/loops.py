@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Container
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +51,7 @@ async def _drain(
     expected: int,
     handle: Callable[[Any, Send], Awaitable[None]],
     timeout: float,
+    end_batch: Callable[[Send], Awaitable[None]] | None = None,
 ) -> LoopResult:
     cons = consumer(settings, group_id=group, max_poll_records=BATCH)
     prod = producer(settings)
@@ -84,6 +85,8 @@ async def _drain(
                 for rec in records:
                     await handle(rec, send)
                     result.records += 1
+            if end_batch is not None:
+                await end_batch(send)
             for fut in futures:
                 await fut
             futures.clear()
@@ -113,13 +116,20 @@ class PlainPipeline:
     """What the worker does with a raw record, minus Faust: stage one, then the folds its emits feed.
 
     Table state lives in dicts and round-trips through JSON as the worker's tables do; the folds run inline on
-    the values just routed instead of re-reading the feed topic (the feed records are still produced).
+    the values just routed instead of re-reading the feed topic (the feed records are still produced). Like the
+    worker's engine, a fetched batch sends a compacted (snapshot) topic only each key's last value
+    (:meth:`end_batch`).
     """
 
-    def __init__(self, rules: DomainRules, out: Settings, deadletter_topic: str) -> None:
+    def __init__(
+        self, rules: DomainRules, out: Settings, deadletter_topic: str, compacted: Container[str] = ()
+    ) -> None:
         self.rules = rules
         self.out = out
         self.deadletter_topic = deadletter_topic
+        self.compacted = compacted
+        #: (topic, key) -> (value, headers) of this batch's latest emit to a compacted topic
+        self.latest: dict[tuple[str, bytes | None], tuple[bytes | None, list[tuple[str, bytes]]]] = {}
         self.seen = SeenIds({}, out.dedupe_ttl_seconds)
         self.tables: dict[str, tuple[TableRule, dict[bytes, bytes]]] = {
             t.source_topic: (t, {}) for t in rules.tables
@@ -150,7 +160,11 @@ class PlainPipeline:
         for e in emits:
             key = e.key.encode() if isinstance(e.key, str) else e.key
             value = encode_value(e.value)
-            await send(self.out.topic(e.topic), key, value, list(e.headers))
+            if e.topic in self.compacted:
+                self.latest.pop((e.topic, key), None)
+                self.latest[(e.topic, key)] = (value, list(e.headers))
+            else:
+                await send(self.out.topic(e.topic), key, value, list(e.headers))
             if e.topic in self.tables and key is not None:
                 await self._fold(e, key, value, send, now)
 
@@ -170,6 +184,11 @@ class PlainPipeline:
                 state[key] = encode_json(folded.state)
         await self._emit(folded.emits, send, now)
 
+    async def end_batch(self, send: Send) -> None:
+        for (topic, key), (value, headers) in self.latest.items():
+            await send(self.out.topic(topic), key, value, headers)
+        self.latest.clear()
+
     async def _deadletter(self, raw: RawRecord, err: RecordError, send: Send) -> None:
         headers = deadletter_headers(raw, err, utc_now())
         await send(self.out.topic(self.deadletter_topic), raw.key, raw.value, list(headers))
@@ -184,8 +203,8 @@ async def plain(
     group: str,
     expected: int,
     timeout: float,
+    compacted: Container[str] = (),
 ) -> LoopResult:
     """Variant B: every record through the domain's functions, outputs to ``out``'s (prefixed) topics."""
-    return await _drain(
-        settings, source, group, expected, PlainPipeline(rules, out, deadletter_topic).handle, timeout
-    )
+    pipeline = PlainPipeline(rules, out, deadletter_topic, compacted)
+    return await _drain(settings, source, group, expected, pipeline.handle, timeout, pipeline.end_batch)

@@ -76,6 +76,11 @@ class TopicSpec(BaseModel):
     def _named(cls, value: Any) -> Any:
         return dict.fromkeys(value, "") if isinstance(value, list | tuple) else value
 
+    @property
+    def compacted(self) -> bool:
+        """Consumers are promised the latest value of each key, not every value in between."""
+        return "compact" in self.cleanup
+
     def kafka_config(self) -> dict[str, str]:
         """The topic-level configs Switchyard owns (and checks for drift)."""
         cfg: dict[str, str] = {"cleanup.policy": self.cleanup}

@@ -5,6 +5,12 @@ A *step* takes a batch of records and returns what to do about them, doing none 
     records ──► stage_one(rules, records, seen, now)  ──► Step: emits (outputs + dead letters), marks, counts
     records ──► fold(rule, records, state_of, now)     ──► Step: emits (snapshots + dead letters), writes, counts
 
+A step sends a compacted topic (a snapshot topic: ``cleanup: compact`` in the catalog) only the last value of each
+key it emitted, in that value's place (:func:`latest_per_key`). Such a topic promises its consumers each key's
+latest value and nothing in between, so a batch that updates one talent's progress ten times sends one snapshot
+instead of ten; Kafka Streams' record cache forwards a table's updates the same way. Every other emit, dead
+letters and CRM commands among them, goes out one for one.
+
 The drivers are thin I/O shells around the same step, so they cannot disagree on what a record becomes, on which
 stage an unexpected error is booked to, or on what the metrics say:
 
@@ -55,6 +61,19 @@ def encoded(emit: Emit) -> Emit:
     return Emit(emit.topic, key, encode_value(emit.value), emit.headers)
 
 
+def latest_per_key(emits: list[Emit], compacted: Callable[[str], bool]) -> list[Emit]:
+    """``emits`` without those to a ``compacted`` topic that a later emit of the same topic and key supersedes."""
+    last: dict[tuple[str, bytes | str | None], int] = {}
+    kept = 0
+    for i, e in enumerate(emits):
+        if compacted(e.topic):
+            last[(e.topic, e.key)] = i
+            kept += 1
+    if len(last) == kept:
+        return emits
+    return [e for i, e in enumerate(emits) if last.get((e.topic, e.key), i) == i]
+
+
 def carried(emits: list[Emit], trace: Headers) -> list[Emit]:
     """``emits`` with a record's trace headers appended: its outputs continue its trace on the next hop."""
     return [Emit(e.topic, e.key, e.value, e.headers + trace) for e in emits]
@@ -86,7 +105,8 @@ class Write:
 
 @dataclass(slots=True)
 class Step:
-    """What a batch becomes. ``emits`` are encoded and in order (dead letters among them, where they fell)."""
+    """What a batch becomes. ``emits`` are encoded and in order (dead letters among them, where they fell), a
+    compacted topic's only each key's last."""
 
     n: int = 0
     emits: list[Emit] = field(default_factory=list)
@@ -104,11 +124,25 @@ class Step:
 
 class Engine:
     """The pure steps of one worker. ``deadletter_topic(domain)`` names the catalog topic of a domain's dead letters;
-    ``encode`` turns an emit into wire form (:func:`encoded`, plus schema-registry framing where configured)."""
+    ``encode`` turns an emit into wire form (:func:`encoded`, plus schema-registry framing where configured);
+    ``compacted(topic)`` says whether a topic promises only each key's latest value (none, unless given)."""
 
-    def __init__(self, deadletter_topic: Callable[[str], str], encode: Encode = encoded) -> None:
+    def __init__(
+        self,
+        deadletter_topic: Callable[[str], str],
+        encode: Encode = encoded,
+        compacted: Callable[[str], bool] = lambda topic: False,
+    ) -> None:
         self._deadletter_topic = deadletter_topic
         self._encode = encode
+        self._compacted_of = compacted
+        self._compacted: dict[str, bool] = {}
+
+    def compacted(self, topic: str) -> bool:
+        found = self._compacted.get(topic)
+        if found is None:
+            found = self._compacted[topic] = self._compacted_of(topic)
+        return found
 
     def reject(
         self, step: Step, domain: str, raw: RawRecord, err: RecordError, now: datetime, trace: Headers = ()
@@ -174,6 +208,7 @@ class Engine:
             step.emits.extend(carried(emits, carry) if carry else emits)
             step.marks.append((raw, event_id))
             step.accepted.append((raw, processed))
+        step.emits = latest_per_key(step.emits, self.compacted)
         return step
 
     def fold(
@@ -223,6 +258,7 @@ class Engine:
                 step.writes[key] = Write(raw.partition, stored, raw.offset)
             outcome = folded.outcome or ("applied" if folded.changed else "unchanged")
             step.outcomes[outcome] = step.outcomes.get(outcome, 0) + 1
+        step.emits = latest_per_key(step.emits, self.compacted)
         return step
 
 

@@ -115,6 +115,44 @@ def test_fold_decodes_a_key_once_per_batch_and_writes_its_last_state() -> None:
     ]
 
 
+def test_a_compacted_topic_gets_each_keys_last_value_of_a_batch_in_its_place() -> None:
+    """A snapshot topic promises each key's latest value: one batch sends one snapshot per key, the last, where it
+    fell; every other emit goes out one for one."""
+
+    def fold(state: Any, value: Any, now: datetime) -> Folded:
+        total = (state or {"n": 0})["n"] + value["n"]
+        snap = Emit("d.snap", value["k"], None if value.get("erase") else {"n": total})
+        return Folded({"n": total}, emits=[Emit("d.cmd", value["k"], {"n": total}), snap])
+
+    engine = Engine(dl_topic, compacted=lambda topic: topic == "d.snap")
+    values = [{"k": "a", "n": 1}, {"k": "b", "n": 1}, {"k": "a", "n": 2}, {"k": "b", "n": 1, "erase": True}]
+    step = engine.fold(
+        "d",
+        TableRule("totals", "d.feed", fold),
+        [rec(i, v, key=v["k"].encode()) for i, v in enumerate(values)],
+        lambda p, k: None,
+        NOW,
+    )
+    sent = [(e.topic, e.key, orjson.loads(e.value) if e.value else None) for e in step.emits]
+    assert sent == [
+        ("d.cmd", b"a", {"n": 1}),
+        ("d.cmd", b"b", {"n": 1}),
+        ("d.cmd", b"a", {"n": 3}),
+        ("d.snap", b"a", {"n": 3}),
+        ("d.cmd", b"b", {"n": 2}),
+        ("d.snap", b"b", None),  # the tombstone is the key's last value
+    ]
+    plain = Engine(dl_topic).fold(
+        "d", TableRule("totals", "d.feed", fold), [rec(0, values[0], key=b"a")] * 2, lambda p, k: None, NOW
+    )
+    assert [e.topic for e in plain.emits] == [
+        "d.cmd",
+        "d.snap",
+        "d.cmd",
+        "d.snap",
+    ]  # not compacted: all of them
+
+
 def test_a_tombstone_deletes_the_key() -> None:
     step = Engine(dl_topic).fold(
         "d",
