@@ -125,7 +125,12 @@ def test_a_compacted_topic_gets_each_keys_last_value_of_a_batch_in_its_place() -
         return Folded({"n": total}, emits=[Emit("d.cmd", value["k"], {"n": total}), snap])
 
     engine = Engine(dl_topic, compacted=lambda topic: topic == "d.snap")
-    values = [{"k": "a", "n": 1}, {"k": "b", "n": 1}, {"k": "a", "n": 2}, {"k": "b", "n": 1, "erase": True}]
+    values: list[dict[str, Any]] = [
+        {"k": "a", "n": 1},
+        {"k": "b", "n": 1},
+        {"k": "a", "n": 2},
+        {"k": "b", "n": 1, "erase": True},
+    ]
     step = engine.fold(
         "d",
         TableRule("totals", "d.feed", fold),
