@@ -117,7 +117,7 @@ class Settings(BaseSettings):
     producer_compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field(
         "none",
         description="compression of every record batch the worker produces. none is Kafka's, Faust's and Quix "
-        "Streams' default: lz4 cost the worker 5-22 % more CPU per event in drains run side by side (Phoenix, "
+        "Streams' default: lz4 cost the worker 5-29 % more CPU per event in drains run side by side (Phoenix, "
         "Lära), to save bytes between the worker and the broker; lz4 or zstd where those bytes cost more",
     )
 
