@@ -129,10 +129,13 @@ def detached(err: E) -> E:
     until the next collection: most of an appointments worker's peak RSS. The error's code, stage, path and message
     are all a dead letter needs.
     """
+    pending: list[BaseException] = [err]
     seen: set[int] = set()
-    current: BaseException | None = err
-    while current is not None and id(current) not in seen:
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
         seen.add(id(current))
         current.__traceback__ = None
-        current = current.__cause__ or current.__context__
+        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
     return err

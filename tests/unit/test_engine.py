@@ -169,16 +169,21 @@ def test_a_tombstone_deletes_the_key() -> None:
     assert step.writes[b"k"].value is None and step.writes[b"k"].partition == 2
 
 
+def caught_value_error() -> ValueError:
+    try:
+        int("not a number")
+    except ValueError as err:
+        return err
+    raise AssertionError("int() accepted it")
+
+
 def checked(raw: RawRecord, now: datetime) -> Processed:
-    """``process`` whose rejection wraps the error behind it, as the domains' validation does."""
+    """``process`` whose rejection is raised from one error while another is handled: a cause and a context,
+    each with its own traceback, as the domains' validation can leave them."""
     try:
         return process(raw, now)
     except ValidationFailed as err:
-        try:
-            int("not a number")
-        except ValueError as cause:
-            raise ValidationFailed(err.message, code=err.code, path=err.path) from cause
-        raise
+        raise ValidationFailed(err.message, code=err.code, path=err.path) from caught_value_error()
 
 
 def test_a_batch_with_dead_letters_is_freed_without_the_collector() -> None:
