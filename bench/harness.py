@@ -177,7 +177,7 @@ class Bench:
                 changelogs=False,
             )
             dl = self.catalog.deadletter_topic(scenario.name).name
-            compacted = {t.name for t in self.catalog.topics.values() if t.compacted}
+            compacted = self.catalog.compacted_topics()
             b = await plain(self.settings, scenario.rules, dl, out, raw, f"{base}-b", n, 300, compacted)
             say(f"{scenario.name} #{index} B plain {b.eps:,.0f} ev/s")
             c = await drain(

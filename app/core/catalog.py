@@ -111,6 +111,10 @@ class Catalog:
                 f"topic {name!r} is not in the catalog ({TOPICS_DIR / 'catalog.yaml'})"
             ) from None
 
+    def compacted_topics(self) -> frozenset[str]:
+        """Names of the topics that promise only each key's latest value (:attr:`TopicSpec.compacted`)."""
+        return frozenset(t.name for t in self.topics.values() if t.compacted)
+
     def of_domain(self, domain: str, role: Role | None = None) -> list[TopicSpec]:
         return [t for t in self.topics.values() if t.domain == domain and (role is None or t.role == role)]
 

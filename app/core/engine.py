@@ -24,7 +24,7 @@ stage an unexpected error is booked to, or on what the metrics say:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -61,12 +61,12 @@ def encoded(emit: Emit) -> Emit:
     return Emit(emit.topic, key, encode_value(emit.value), emit.headers)
 
 
-def latest_per_key(emits: list[Emit], compacted: Callable[[str], bool]) -> list[Emit]:
+def latest_per_key(emits: list[Emit], compacted: Container[str]) -> list[Emit]:
     """``emits`` without those to a ``compacted`` topic that a later emit of the same topic and key supersedes."""
     last: dict[tuple[str, bytes | str | None], int] = {}
     kept = 0
     for i, e in enumerate(emits):
-        if compacted(e.topic):
+        if e.topic in compacted:
             last[(e.topic, e.key)] = i
             kept += 1
     if len(last) == kept:
@@ -125,24 +125,18 @@ class Step:
 class Engine:
     """The pure steps of one worker. ``deadletter_topic(domain)`` names the catalog topic of a domain's dead letters;
     ``encode`` turns an emit into wire form (:func:`encoded`, plus schema-registry framing where configured);
-    ``compacted(topic)`` says whether a topic promises only each key's latest value (none, unless given)."""
+    ``compacted`` names the topics that promise only each key's latest value (:meth:`Catalog.compacted_topics`;
+    none, unless given)."""
 
     def __init__(
         self,
         deadletter_topic: Callable[[str], str],
         encode: Encode = encoded,
-        compacted: Callable[[str], bool] = lambda topic: False,
+        compacted: Container[str] = frozenset(),
     ) -> None:
         self._deadletter_topic = deadletter_topic
         self._encode = encode
-        self._compacted_of = compacted
-        self._compacted: dict[str, bool] = {}
-
-    def compacted(self, topic: str) -> bool:
-        found = self._compacted.get(topic)
-        if found is None:
-            found = self._compacted[topic] = self._compacted_of(topic)
-        return found
+        self._compacted = compacted
 
     def reject(
         self, step: Step, domain: str, raw: RawRecord, err: RecordError, now: datetime, trace: Headers = ()
@@ -208,7 +202,7 @@ class Engine:
             step.emits.extend(carried(emits, carry) if carry else emits)
             step.marks.append((raw, event_id))
             step.accepted.append((raw, processed))
-        step.emits = latest_per_key(step.emits, self.compacted)
+        step.emits = latest_per_key(step.emits, self._compacted)
         return step
 
     def fold(
@@ -258,7 +252,7 @@ class Engine:
                 step.writes[key] = Write(raw.partition, stored, raw.offset)
             outcome = folded.outcome or ("applied" if folded.changed else "unchanged")
             step.outcomes[outcome] = step.outcomes.get(outcome, 0) + 1
-        step.emits = latest_per_key(step.emits, self.compacted)
+        step.emits = latest_per_key(step.emits, self._compacted)
         return step
 
 

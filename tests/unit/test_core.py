@@ -112,7 +112,7 @@ def test_catalog_lists_every_domain_with_one_raw_and_one_deadletter_topic() -> N
         assert cat.deadletter_topic(domain).name == f"{domain}.deadletter"
     assert cat.get("phoenix.talent-progress").kafka_config() == {"cleanup.policy": "compact"}
     # what the engine sends only each key's last value of a batch to: the snapshot topics, never a command topic
-    assert {t.name for t in cat.topics.values() if t.compacted} == {
+    assert cat.compacted_topics() == {
         "phoenix.talent-progress",
         "phoenix.coach-activity",
         "vome.volunteers",

@@ -124,7 +124,7 @@ def test_a_compacted_topic_gets_each_keys_last_value_of_a_batch_in_its_place() -
         snap = Emit("d.snap", value["k"], None if value.get("erase") else {"n": total})
         return Folded({"n": total}, emits=[Emit("d.cmd", value["k"], {"n": total}), snap])
 
-    engine = Engine(dl_topic, compacted=lambda topic: topic == "d.snap")
+    engine = Engine(dl_topic, compacted={"d.snap"})
     values: list[dict[str, Any]] = [
         {"k": "a", "n": 1},
         {"k": "b", "n": 1},

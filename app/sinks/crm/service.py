@@ -82,8 +82,8 @@ class CrmSinkService:
 
     async def lag(self) -> list[tuple[str, int, int]]:
         """(topic, partition, commands behind) per assigned partition: the log's end offset minus this group's
-        committed offset, what Kafka's ConsumerGroupCommand shows (:func:`~app.core.kafka.group_lag`). Their sum is ``switchyard_crm_queue_depth``: every command
-        not yet applied or dead-lettered, fetched or not."""
+        committed offset, what Kafka's ConsumerGroupCommand shows (:func:`~app.core.kafka.group_lag`). Their sum
+        is ``switchyard_crm_queue_depth``: every command not yet applied or dead-lettered, fetched or not."""
         if self.consumer is None:
             return []
         out = await group_lag(self.consumer, lambda tp: self.committed.get(tp, 0))
