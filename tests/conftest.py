@@ -12,13 +12,14 @@ import contextlib
 import os
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import pytest
 
 from app.broker import EmbeddedBroker
 from tests.faust_run import FaustRun
+from tests.worker import WORKER_LOGS, notable_lines
 
 # authlib (under confluent-kafka, under quixstreams: the bench's peer) adds an "always" filter for its own
 # DeprecationWarning when first imported, which would outrank pyproject's filterwarnings if that happened inside a
@@ -112,3 +113,24 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatu
     for broker in _started:
         log: Path = broker.log_file
         terminalreporter.write_line(f"embedded Kafka {broker.version} log: {log}")
+
+
+_first_log = pytest.StashKey[int]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    item.stash[_first_log] = len(WORKER_LOGS)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failed test's report carries the notable lines of every worker it started (fixtures included): CI keeps
+    only the test output, and a worker's own log is the one place a rebalance or a fenced producer shows."""
+    report = yield
+    if report.failed and call.when in ("call", "teardown"):
+        for log in WORKER_LOGS[item.stash.get(_first_log, len(WORKER_LOGS)) :]:
+            report.sections.append((f"worker log {log.name} ({log})", notable_lines(log)))
+    return report

@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,21 @@ class Deployment:
             w.stop()
 
 
+#: Every worker log of the session, in start order: a failed test's report shows the notable lines of its own
+#: (tests/conftest.py), since a fault inside a worker (a rebalance, a fenced producer) shows nowhere else.
+WORKER_LOGS: list[Path] = []
+
+
+def notable_lines(log: Path, limit: int = 40) -> str:
+    """The last ``limit`` warnings and errors of ``log`` other than the expected dead letters, then its tail."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    notable = [ln for ln in lines if ("[WARNING]" in ln or "[ERROR]" in ln) and "dead-lettered" not in ln]
+    return "\n".join([*notable[-limit:], "-- last lines --", *lines[-10:]])
+
+
 class Worker:
     def __init__(self, deployment: Deployment, index: int, env: dict[str, str]) -> None:
         self.deployment = deployment
@@ -85,6 +100,7 @@ class Worker:
         self.index = index
         self.env = {"SWITCHYARD_WEB_PORT": str(self.port), "SWITCHYARD_WORKER_ID": f"w{index}", **env}
         self.log = deployment.tmp / f"worker-{index}.log"
+        WORKER_LOGS.append(self.log)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -149,8 +165,18 @@ class Worker:
         return sum(v for (n, ls), v in self.metrics().items() if n == name and want <= ls)
 
 
-def wait_until(predicate: Any, timeout: float = 60.0, interval: float = 0.3, what: str = "condition") -> Any:
-    """Poll ``predicate`` until it returns something truthy; raise with ``what`` after ``timeout``."""
+def wait_until(
+    predicate: Any,
+    timeout: float = 60.0,
+    interval: float = 0.3,
+    what: str = "condition",
+    explain: Callable[[], str] | None = None,
+) -> Any:
+    """Poll ``predicate`` until it returns something truthy; raise with ``what`` after ``timeout``.
+
+    ``explain`` is called once on timeout, so a predicate that can only say False still leaves a message that
+    says what was wrong (which keys differed, say) instead of ``last: False``.
+    """
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
@@ -158,7 +184,8 @@ def wait_until(predicate: Any, timeout: float = 60.0, interval: float = 0.3, wha
         if last:
             return last
         time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+    detail = f"; {explain()}" if explain is not None else ""
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what} (last: {last!r}{detail})")
 
 
 def read_all(settings: Settings, topic: str, isolation_level: str = "read_committed") -> list[Any]:

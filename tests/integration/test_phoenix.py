@@ -12,7 +12,7 @@ import random
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +79,25 @@ def snapshots_match(d: Deployment, topic: str, expected: dict[str, Any]) -> bool
     return not differences(latest_per_key(d, topic), expected)
 
 
+def snapshot_report(d: Deployment, *expectations: tuple[str, dict[str, Any]]) -> Callable[[], str]:
+    """For ``wait_until(explain=...)``: per topic, how many keys differ and the first few, with one example."""
+
+    def explain() -> str:
+        parts = []
+        for topic, expected in expectations:
+            actual = latest_per_key(d, topic)
+            diff = differences(actual, expected)
+            if diff:
+                k = diff[0]
+                parts.append(
+                    f"{topic}: {len(diff)} of {len(expected)} keys differ, first {diff[:3]}; "
+                    f"{k} is {actual.get(k)!r}, expected {expected.get(k)!r}"
+                )
+        return " | ".join(parts) or "no difference on the last read"
+
+    return explain
+
+
 def wrong_answers(w: Worker, progress: dict[str, Any], coaches: dict[str, Any]) -> list[str]:
     """The ids ``w`` answers differently from the reference (connection failures count as wrong)."""
     wrong = []
@@ -123,12 +142,14 @@ def test_3000_sessions_fold_to_the_reference_in_snapshots_and_queries(deployment
         timeout=120,
         interval=1.0,
         what="talent-progress snapshots equal to the reference",
+        explain=snapshot_report(deployment, ("phoenix.talent-progress", progress)),
     )
     wait_until(
         lambda: snapshots_match(deployment, "phoenix.coach-activity", coaches),
         timeout=60,
         interval=1.0,
         what="coach-activity snapshots equal to the reference",
+        explain=snapshot_report(deployment, ("phoenix.coach-activity", coaches)),
     )
     assert wrong_answers(w, progress, coaches) == []
     assert w.get(talent_path(str(uuid.uuid4()))).status_code == 404
@@ -220,6 +241,9 @@ def test_the_survivor_of_a_killed_worker_recovers_both_tables_and_answers_the_sa
         timeout=150,
         interval=1.0,
         what="both snapshot topics equal to the reference",
+        explain=snapshot_report(
+            deployment, ("phoenix.talent-progress", progress), ("phoenix.coach-activity", coaches)
+        ),
     )
 
     def split() -> tuple[frozenset[int], frozenset[int]] | None:
