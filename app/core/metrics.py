@@ -51,6 +51,13 @@ class Metrics:
         self.outputs = Counter(
             "switchyard_outputs_total", "Records produced, by catalog topic", ["topic"], registry=r
         )
+        self.batch_retries = Counter(
+            "switchyard_batch_retries_total",
+            "Batches whose handling failed (producer, store) and is retried: their records are neither lost "
+            "nor committed until it succeeds",
+            ["stage"],
+            registry=r,
+        )
         self.processing_seconds = Histogram(
             "switchyard_processing_seconds",
             "Time from consuming a record to having its outputs acknowledged",

@@ -29,6 +29,7 @@ from typing import Any, cast
 import faust
 import orjson
 from faust.types import TP
+from prometheus_client import Counter
 
 from app.core.avro import reframe_confluent
 from app.core.catalog import Catalog
@@ -45,6 +46,82 @@ log = logging.getLogger("switchyard.runtime")
 #: Micro-batch of the agents: at most this many records, or what arrived within the wait.
 BATCH_MAX = 500
 BATCH_WAIT_SECONDS = 0.01
+#: A batch whose handling failed is tried again after this long, the wait doubling up to the cap.
+RETRY_FIRST_SECONDS = 0.5
+RETRY_MAX_SECONDS = 30.0
+
+
+async def handled(
+    stage: str,
+    events: list[Any],
+    handle: Callable[[list[Any]], Awaitable[None]],
+    retries: Counter,
+    sleep: Callable[[float], Awaitable[Any]],
+    stopping: Callable[[], bool],
+) -> None:
+    """Run ``handle(events)`` until it succeeds, or until the worker stops: then the events are withheld.
+
+    A record's own faults never get here: the engine dead-letters them. What does is the machinery failing under
+    a whole batch (a producer send refused, a store write), and Faust's ``take_events`` acknowledges a batch when
+    its generator is closed, however the loop left it: a batch whose handling raised would be committed
+    unprocessed, its records lost without a trace. So the same batch is tried again after a doubling wait
+    (``retries`` counts each failure, by ``stage``, for the alert), and the partitions behind it wait, as they must
+    to keep their order. The sends of a failed attempt may go out again: at-least-once, deduplicated downstream
+    like any redelivery.
+
+    ``sleep`` must return early when the worker stops (the app's own ``sleep`` does) and ``stopping`` say that it
+    did: Faust's stop waits for every batch in flight to be acknowledged, so a batch still failing is given up,
+    :func:`withhold`-en, and left for the next owner of its partitions. A cancelled attempt is withheld the same.
+    """
+    delay = RETRY_FIRST_SECONDS
+    try:
+        while True:
+            try:
+                await handle(events)
+                return
+            except Exception as exc:
+                first = events[0].message
+                retries.labels(stage).inc()
+                log.error(
+                    "batch failed stage=%s records=%d from=%s[%s]@%s error=%s: %s; retrying in %.1f s",
+                    stage,
+                    len(events),
+                    first.topic,
+                    first.partition,
+                    first.offset,
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                    exc_info=delay == RETRY_FIRST_SECONDS,  # the traceback once, not every 30 s
+                )
+                await sleep(delay)
+                if stopping():
+                    log.warning(
+                        "batch given up stage=%s records=%d from=%s[%s]@%s: the worker stops; not committed, "
+                        "the partition's next owner processes it",
+                        stage,
+                        len(events),
+                        first.topic,
+                        first.partition,
+                        first.offset,
+                    )
+                    withhold(events)
+                    return
+                delay = min(delay * 2, RETRY_MAX_SECONDS)
+    except BaseException:
+        withhold(events)
+        raise
+
+
+def withhold(events: Iterable[Any]) -> None:
+    """Make sure this consumer never commits ``events``: the next owner of their partitions gets them again.
+
+    Faust books an offset as committable when its message is acknowledged, unless the message says it already
+    was; marked so here, the acknowledgement that closing ``take_events`` sends is a no-op, and the commit stops
+    in front of the first of them.
+    """
+    for event in events:
+        event.message.acked = True
 
 
 def raw_from_message(message: Any) -> RawRecord:
@@ -344,11 +421,17 @@ class Runtime:
     def _batch_agent(self, source: Any, name: str, handle: Callable[[list[Any]], Awaitable[None]]) -> None:
         """One Faust agent on ``source`` handing ``handle`` micro-batches: up to ``BATCH_MAX`` events, or what
         arrived within ``BATCH_WAIT_SECONDS``. Faust acks a batch's events when the loop asks for the next batch,
-        after ``handle`` returned, so offsets commit past a batch only once it has been handled."""
+        after ``handle`` returned, so offsets commit past a batch only once it has been handled; a batch whose
+        handling fails is retried, or withheld from the commit if the worker stops first (:func:`handled`)."""
+
+        def stopping() -> bool:
+            return bool(self.app.should_stop)
 
         async def agent(stream: Any) -> None:
             async for events in stream.take_events(BATCH_MAX, within=BATCH_WAIT_SECONDS):
-                await handle(list(events))
+                await handled(
+                    name, list(events), handle, self.metrics.batch_retries, self.app.sleep, stopping
+                )
 
         self.app.agent(source, name=name)(agent)
 
