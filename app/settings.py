@@ -96,9 +96,6 @@ class Settings(BaseSettings):
     )
     api_token: SecretStr | None = Field(None, description="bearer token required by /api/* when set")
     dedupe_ttl_seconds: int = Field(7 * 24 * 3600, ge=60)
-    max_record_bytes: int = Field(
-        1024 * 1024, description="bigger raw records are dead-lettered (DECODE-TOO-LARGE)"
-    )
     domains: str = Field(
         "", description="comma-separated domains to run (empty = every domain in the catalog)"
     )
@@ -130,10 +127,19 @@ class Settings(BaseSettings):
         "heap, stall the event loop for up to a few hundred ms and cost about a fifth of the worker's CPU",
     )
 
+    max_record_bytes: int = Field(
+        1_000_000,
+        ge=64 * 1024,
+        description="the largest record the worker produces (key, value and headers, with Kafka's framing): an "
+        "output or table state over it dead-letters its record as OUTPUT-TOO-LARGE, where the producer would "
+        "refuse the whole batch. Faust's default; keep it at or under the broker's message.max.bytes",
+    )
+
     def producer_options(self) -> dict[str, Any]:
         """What every producer of the worker adds to :meth:`kafka_client_options`."""
         return {
-            "compression_type": None if self.producer_compression == "none" else self.producer_compression
+            "compression_type": None if self.producer_compression == "none" else self.producer_compression,
+            "max_request_size": self.max_record_bytes,
         }
 
     # --- dead letters ------------------------------------------------------------------------------------------

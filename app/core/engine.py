@@ -33,7 +33,7 @@ import orjson
 
 from app.core.codecs import encode_json
 from app.core.deadletter import deadletter_headers
-from app.core.errors import EnrichError, RecordError, detached
+from app.core.errors import EnrichError, OutputTooLarge, RecordError, detached
 from app.core.metrics import Metrics
 from app.core.records import DomainRules, Emit, Folded, Headers, Processed, RawRecord, TableRule
 
@@ -59,6 +59,22 @@ def encoded(emit: Emit) -> Emit:
     no encoder writes dead-letters its record instead of stopping the driver (or aborting a transaction forever)."""
     key = emit.key.encode() if isinstance(emit.key, str) else emit.key
     return Emit(emit.topic, key, encode_value(emit.value), emit.headers)
+
+
+#: Kafka's framing of one record at its largest (record batch format v2): the header of a batch it may travel in
+#: alone, then the varints of its length, attributes, timestamp and offset deltas, key and value lengths and header
+#: count. Each header adds the two varints of its key's and value's lengths.
+RECORD_FRAMING = 61 + 5 + 1 + 10 + 5 + 5 + 5 + 5
+HEADER_FRAMING = 10
+
+
+def record_size(key: str | bytes | None, value: bytes | None, headers: Headers = ()) -> int:
+    """An upper bound of what one record costs against a producer's ``max_request_size``."""
+    raw_key = key.encode() if isinstance(key, str) else key
+    size = RECORD_FRAMING + len(raw_key or b"") + len(value or b"")
+    for name, header in headers:
+        size += HEADER_FRAMING + len(name.encode()) + len(header)
+    return size
 
 
 def latest_per_key(emits: list[Emit], compacted: Container[str]) -> list[Emit]:
@@ -133,10 +149,32 @@ class Engine:
         deadletter_topic: Callable[[str], str],
         encode: Encode = encoded,
         compacted: Container[str] = frozenset(),
+        max_record_bytes: int | None = None,
     ) -> None:
         self._deadletter_topic = deadletter_topic
         self._encode = encode
         self._compacted = compacted
+        self._max_record_bytes = max_record_bytes
+
+    def _fits(self, emits: list[Emit], key: bytes | None = None, state: bytes | None = None) -> None:
+        """Raise :class:`OutputTooLarge` if an encoded emit, or the changelog record of ``key``'s new ``state``,
+        is over ``max_record_bytes`` (no limit when it is ``None``). The producer would refuse it, and with it the
+        batch it came in; found here, it costs its record alone."""
+        limit = self._max_record_bytes
+        if limit is None:
+            return
+        for e in emits:
+            size = record_size(e.key, e.value, e.headers)
+            if size > limit:
+                raise OutputTooLarge(
+                    f"an output to {e.topic} would be {size} bytes, over the {limit}-byte record limit "
+                    "(SWITCHYARD_MAX_RECORD_BYTES)"
+                )
+        if state is not None and (size := record_size(key, state)) > limit:
+            raise OutputTooLarge(
+                f"the key's table state would be {size} bytes, over the {limit}-byte record limit "
+                "(SWITCHYARD_MAX_RECORD_BYTES)"
+            )
 
     def reject(
         self, step: Step, domain: str, raw: RawRecord, err: RecordError, now: datetime, trace: Headers = ()
@@ -189,6 +227,9 @@ class Engine:
                 continue
             try:
                 emits = [self._encode(e) for e in rules.route(processed, now)]
+                if carry:
+                    emits = carried(emits, carry)
+                self._fits(emits)
             except RecordError as err:
                 self.reject(step, domain, raw, err, now, carry)
                 continue
@@ -199,7 +240,7 @@ class Engine:
                 self.reject(step, domain, raw, internal_error(exc, "enrich"), now, carry)
                 continue
             in_batch.add(event_id)
-            step.emits.extend(carried(emits, carry) if carry else emits)
+            step.emits.extend(emits)
             step.marks.append((raw, event_id))
             step.accepted.append((raw, processed))
         step.emits = latest_per_key(step.emits, self._compacted)
@@ -231,7 +272,10 @@ class Engine:
                 current = states[key] if key in states else state_of(raw.partition, key)
                 folded: Folded = rule.fold(current, value, now)
                 emits = [self._encode(e) for e in folded.emits]
+                if carry:
+                    emits = carried(emits, carry)
                 stored = None if folded.state is None else encode_json(folded.state)
+                self._fits(emits, key, stored if folded.changed else None)
             except RecordError as err:
                 self.reject(step, domain, raw, err, now, carry)
                 continue
@@ -246,7 +290,7 @@ class Engine:
                 )
                 self.reject(step, domain, raw, internal_error(exc, "enrich"), now, carry)
                 continue
-            step.emits.extend(carried(emits, carry) if carry else emits)
+            step.emits.extend(emits)
             if folded.changed:
                 states[key] = folded.state
                 step.writes[key] = Write(raw.partition, stored, raw.offset)

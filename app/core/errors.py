@@ -10,6 +10,7 @@ matching on types::
     │   ├── DecodeError             bytes are not what the topic promises (stage=decode, DECODE-*)
     │   ├── ValidationFailed        decoded, but breaks the domain contract (stage=validate, SCHEMA-*, LARA-*)
     │   ├── EnrichError             valid, but enrichment cannot be computed (stage=enrich, ENRICH-*)
+    │   │   └── OutputTooLarge      an output or table state over the record size limit (OUTPUT-TOO-LARGE)
     │   └── SinkRefused             a sink refused this record for good (stage=sink, CRM-<status>)
     ├── SinkError                   a downstream system failed (stage=sink)
     │   ├── RetriableSinkError      try again later: 5xx, timeouts, connection refused (retriable)
@@ -73,6 +74,14 @@ class ValidationFailed(RecordError):
 class EnrichError(RecordError):
     stage = "enrich"
     code = "ENRICH-FAILED"
+
+
+class OutputTooLarge(EnrichError):
+    """What a record became (an output, or its key's table state) is bigger than the largest record the worker
+    produces (``SWITCHYARD_MAX_RECORD_BYTES``). Caught in the step, it dead-letters the one record; at the producer
+    it would fail the whole batch."""
+
+    code = "OUTPUT-TOO-LARGE"
 
 
 class SinkRefused(RecordError):

@@ -1,6 +1,7 @@
 """A domain bug that surfaces after the pure functions returned (an output or a table state no JSON encoder
 writes) must dead-letter that one record as ``INTERNAL-ERROR`` and let the stream go on, on the at-least-once
-path and on the exactly-once one. Before the runtime encoded inside its error handling, the first stopped the
+path and on the exactly-once one; so must an output bigger than the producer would send (``OUTPUT-TOO-LARGE``),
+which used to fail the whole batch at the producer. Before the runtime encoded inside its error handling, the first stopped the
 agent and the second aborted and retried the same transaction forever, so nothing behind the bad record moved.
 """
 
@@ -44,10 +45,18 @@ def test_an_unencodable_output_or_state_is_dead_lettered_and_the_stream_goes_on(
     deployment: Deployment,
 ) -> None:
     w = deployment.worker().start()
-    records = [thing(0), thing(1, "route"), thing(2), thing(3, "fold"), *(thing(i) for i in range(4, 10))]
+    records = [
+        thing(0),
+        thing(1, "route"),
+        thing(2),
+        thing(3, "fold"),
+        thing(4),
+        thing(5, "big"),
+        *(thing(i) for i in range(6, 10)),
+    ]
     produce(deployment.settings, "poisondomain.raw", records)
 
-    good = {f"t{i}" for i in range(10)} - {"t1"}
+    good = {f"t{i}" for i in range(10)} - {"t1", "t5"}
     out = wait_until(
         lambda: (
             (got := {json.loads(r.value)["id"] for r in read_all(deployment.settings, "poisondomain.out")})
@@ -69,12 +78,13 @@ def test_an_unencodable_output_or_state_is_dead_lettered_and_the_stream_goes_on(
     )
     assert "t3" not in snapshots
     dead = wait_until(
-        lambda: len(d := read_all(deployment.settings, "poisondomain.deadletter")) >= 2 and d,
+        lambda: len(d := read_all(deployment.settings, "poisondomain.deadletter")) >= 3 and d,
         timeout=30,
-        what="both poisoned records dead-lettered",
+        what="the three poisoned records dead-lettered",
     )
     assert sorted((r.key, dict(r.headers)[dl.CODE]) for r in dead) == [
         (b"t1", b"INTERNAL-ERROR"),
         (b"t3", b"INTERNAL-ERROR"),
+        (b"t5", b"OUTPUT-TOO-LARGE"),
     ]
     assert w.proc is not None and w.proc.poll() is None

@@ -7,10 +7,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+import pytest
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from prometheus_client import CollectorRegistry
 
 from app.core.deadletter import CODE, SOURCE_OFFSET, STAGE
-from app.core.engine import Accounting, Engine, Step
+from app.core.engine import Accounting, Engine, Step, record_size
 from app.core.errors import ValidationFailed
 from app.core.metrics import Metrics
 from app.core.records import DomainRules, Emit, Folded, Processed, RawRecord, TableRule
@@ -244,3 +246,51 @@ def test_an_empty_step_counts_nothing() -> None:
         )
         is None
     )
+
+
+def test_an_output_or_state_over_the_record_limit_dead_letters_its_record_alone() -> None:
+    """The producer refuses a record over its ``max_request_size`` by failing the send, and with it the batch; the
+    engine finds it first and dead-letters the one record (OUTPUT-TOO-LARGE), keeping the state it had."""
+    limit = 2_000
+    engine = Engine(dl_topic, max_record_bytes=limit)
+    stage_one = engine.stage_one(
+        RULES,
+        [rec(0, {"id": "a"}), rec(1, {"id": "b", "pad": "x" * limit}), rec(2, {"id": "c"})],
+        lambda raw, event_id: False,
+        NOW,
+    )
+    assert [e.topic for e in stage_one.emits] == ["d.out", "d.deadletter", "d.out"]
+    assert [(r.error.stage, r.error.code, r.raw.offset) for r in stage_one.rejected] == [
+        ("enrich", "OUTPUT-TOO-LARGE", 1)
+    ]
+    assert (
+        "d.out" in stage_one.rejected[0].error.message and "x" * 10 not in stage_one.rejected[0].error.message
+    )
+    assert [event_id for _, event_id in stage_one.marks] == ["a", "c"]
+
+    def grow(state: Any, value: Any, now: datetime) -> Folded:
+        grown = {"items": [*(state or {"items": []})["items"], value["item"]]}
+        return Folded(grown, emits=[Emit("d.snap", "k", {"count": len(grown["items"])})])
+
+    items = [rec(10 + i, {"item": "y" * 700}) for i in range(4)]  # the third makes the state too big
+    fold = engine.fold("d", TableRule("items", "d.feed", grow), items, lambda p, k: None, NOW)
+    assert [(r.error.code, r.raw.offset) for r in fold.rejected] == [
+        ("OUTPUT-TOO-LARGE", 12),
+        ("OUTPUT-TOO-LARGE", 13),
+    ]
+    assert len(orjson.loads(fold.writes[b"k"].value or b"{}")["items"]) == 2  # the last state that fits
+    assert [orjson.loads(e.value) for e in fold.emits if e.topic == "d.snap"] == [{"count": 1}, {"count": 2}]
+
+
+@pytest.mark.parametrize("key_len", [0, 1, 127, 128, 20_000])
+@pytest.mark.parametrize("value_len", [0, 1, 63, 64, 8_191, 8_192, 999_000])
+@pytest.mark.parametrize(
+    "headers", [(), (("sy-trace", b"t" * 55),), tuple((f"h{i}", b"v" * i) for i in range(12))]
+)
+def test_record_size_bounds_what_the_producer_counts(
+    key_len: int, value_len: int, headers: tuple[tuple[str, bytes], ...]
+) -> None:
+    """The engine's limit must hold at the producer: its size is never under aiokafka's own estimate."""
+    key, value = b"k" * key_len, b"v" * value_len
+    wire = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, list(headers))
+    assert wire <= record_size(key, value, headers) <= wire + 64 + 10 * len(headers)

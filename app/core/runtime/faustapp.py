@@ -57,6 +57,7 @@ def build_faust_app(settings: Settings) -> faust.App:
         producer_acks=-1,
         producer_linger=PRODUCER_LINGER_SECONDS,
         producer_compression_type=settings.producer_options()["compression_type"],
+        producer_max_request_size=settings.max_record_bytes,
         web_host=settings.web_host,
         web_bind=settings.web_host,
         web_port=settings.web_port,

@@ -250,7 +250,9 @@ class Runtime:
         self.services: dict[str, Any] = {}
         #: catalog topic -> schema registry id of its Avro value (:mod:`app.core.registry`); empty = no registry
         self.avro_ids: Mapping[str, int] = avro_ids or {}
-        self.engine = Engine(self.deadletter_topic, self.encoded, catalog.compacted_topics())
+        self.engine = Engine(
+            self.deadletter_topic, self.encoded, catalog.compacted_topics(), settings.max_record_bytes
+        )
         self.accounting = Accounting(metrics, self.deadletter_topic)
         #: consumers that are not Faust's (exactly-once stages, the CRM sink): awaited for lag by the monitor
         self.lag_sources: list[Callable[[], Awaitable[list[tuple[str, int, int]]]]] = []

@@ -10,12 +10,14 @@ from app.core.records import DomainRules, Emit, Folded, Processed, RawRecord, Ta
 from app.core.validation import validate
 
 UNENCODABLE = 2**70
+#: Over the worker's default record limit (SWITCHYARD_MAX_RECORD_BYTES, 1,000,000): the producer would refuse it.
+OVERSIZE = "x" * 1_200_000
 
 
 class Thing(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     id: str
-    poison: Literal["route", "fold"] | None = None
+    poison: Literal["route", "fold", "big"] | None = None
 
 
 def process(raw: RawRecord, now: datetime) -> Processed:
@@ -24,7 +26,10 @@ def process(raw: RawRecord, now: datetime) -> Processed:
 
 
 def route(p: Processed, now: datetime) -> list[Emit]:
-    out = {**p.enriched, "n": UNENCODABLE} if p.enriched["poison"] == "route" else p.enriched
+    poison = p.enriched["poison"]
+    out = {**p.enriched, "n": UNENCODABLE} if poison == "route" else p.enriched
+    if poison == "big":
+        out = {**p.enriched, "pad": OVERSIZE}
     return [Emit("poisondomain.out", p.key, out), Emit("poisondomain.feed", p.key, p.enriched)]
 
 
