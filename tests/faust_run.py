@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from app.paths import ROOT
 from app.procs import stop_process
 
 
@@ -27,6 +28,15 @@ class FaustRun:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
+
+    @classmethod
+    def launch(cls, app_source: str, tmp_path: Path, env: dict[str, str]) -> FaustRun:
+        """Write ``app_source`` to ``tmp_path`` and run it there, importing this project, writing its lines to
+        ``tmp_path/out.jsonl`` and its log to ``tmp_path/faust.log``."""
+        script = tmp_path / "faust_app.py"
+        script.write_text(app_source)
+        env = {"COMPAT_OUT": str(tmp_path / "out.jsonl"), "PYTHONPATH": str(ROOT), **env}
+        return cls(script, env, tmp_path / "faust.log", cwd=tmp_path)
 
     def lines(self) -> list[dict[str, Any]]:
         """What the agent wrote so far; fails fast if the worker died instead of waiting out the timeout."""

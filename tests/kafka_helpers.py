@@ -162,3 +162,15 @@ async def consume_all(
         return [r for tp in tps for r in got[tp]]
     finally:
         await consumer.stop()
+
+
+async def committed_offsets(
+    bootstrap: str, group: str, topic: str, partitions: Iterable[int]
+) -> dict[int, int | None]:
+    """The offsets ``group`` has committed on ``topic``'s ``partitions`` (``None``: nothing committed yet)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return {p: await consumer.committed(TopicPartition(topic, p)) for p in partitions}
+    finally:
+        await consumer.stop()

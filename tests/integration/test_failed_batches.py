@@ -9,15 +9,13 @@ the same worker calling its handler bare, to show what the helper prevents.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from tests.faust_run import FaustRun
-from tests.kafka_helpers import create_topics, produce, wait_for
+from tests.kafka_helpers import committed_offsets, create_topics, produce, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -82,19 +80,12 @@ if __name__ == "__main__":
     app.main()
 """
 
-ROOT = Path(__file__).resolve().parents[2]
 RECORDS = 200
 FAIL_AT = 100
 
 
 async def committed(bootstrap: str, group: str, topic: str) -> int | None:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        offset: int | None = await consumer.committed(TopicPartition(topic, 0))
-        return offset
-    finally:
-        await consumer.stop()
+    return (await committed_offsets(bootstrap, group, topic, [0]))[0]
 
 
 async def start(
@@ -111,19 +102,15 @@ async def start(
     source, group = unique_name("failing-src"), unique_name("failing")
     await create_topics(kafka_bootstrap, [source], partitions=1)
     await produce(kafka_bootstrap, source, [(b"k", b"x", []) for _ in range(RECORDS)])
-    script = tmp_path / "failing_app.py"
-    script.write_text(FAILING_APP)
     env = {
         "COMPAT_BOOTSTRAP": kafka_bootstrap,
         "COMPAT_APP_ID": group,
         "COMPAT_SOURCE": source,
-        "COMPAT_OUT": str(tmp_path / "out.jsonl"),
         "FAIL_AT": str(FAIL_AT),
         "FAIL_ATTEMPTS": str(attempts),
         "FAIL_GUARDED": "1" if guarded else "0",
-        "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
     }
-    faust_runs.append(FaustRun(script, env, tmp_path / "faust.log", cwd=tmp_path))
+    faust_runs.append(FaustRun.launch(FAILING_APP, tmp_path, env))
     return faust_runs[-1], source, group
 
 

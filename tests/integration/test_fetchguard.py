@@ -13,11 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from app.core.runtime.fetchguard import SCHEME
 from tests.faust_run import FaustRun
-from tests.kafka_helpers import create_topics, produce, wait_for
+from tests.kafka_helpers import committed_offsets, create_topics, produce, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -70,17 +69,7 @@ if __name__ == "__main__":
     app.main()
 """
 
-ROOT = Path(__file__).resolve().parents[2]
 RECORDS = 2000
-
-
-async def committed(bootstrap: str, group: str, topic: str) -> dict[int, int | None]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        return {p: await consumer.committed(TopicPartition(topic, p)) for p in (0, 1)}
-    finally:
-        await consumer.stop()
 
 
 async def test_a_busy_worker_sought_back_again_and_again_processes_and_commits_every_record(
@@ -89,24 +78,20 @@ async def test_a_busy_worker_sought_back_again_and_again_processes_and_commits_e
     source, group = unique_name("guard-src"), unique_name("guard")
     await create_topics(kafka_bootstrap, [source], partitions=2)
     await produce(kafka_bootstrap, source, [(str(i % 2).encode(), b"x", []) for i in range(RECORDS)])
-    script = tmp_path / "seeking_app.py"
-    script.write_text(SEEKING_APP)
     env = {
         "COMPAT_BOOTSTRAP": kafka_bootstrap,
         "COMPAT_APP_ID": group,
         "COMPAT_SOURCE": source,
-        "COMPAT_OUT": str(tmp_path / "out.jsonl"),
         "GUARD_SCHEME": os.environ.get("SWITCHYARD_FETCHGUARD_SCHEME", SCHEME),
         "GUARD_SEEKS": "12",
-        "PYTHONPATH": str(ROOT),
     }
-    faust_runs.append(FaustRun(script, env, tmp_path / "faust.log", cwd=tmp_path))
+    faust_runs.append(FaustRun.launch(SEEKING_APP, tmp_path, env))
     run = faust_runs[-1]
     await wait_for(lambda: any("seeks" in line for line in run.lines()), 120, interval=0.2, what="the seeks")
     ends = {0: RECORDS // 2, 1: RECORDS // 2}
 
     async def all_committed() -> dict[int, int | None]:
-        offsets = await committed(kafka_bootstrap, group, source)
+        offsets = await committed_offsets(kafka_bootstrap, group, source, (0, 1))
         return offsets if offsets == ends else {}
 
     with contextlib.suppress(TimeoutError):
@@ -114,7 +99,7 @@ async def test_a_busy_worker_sought_back_again_and_again_processes_and_commits_e
     seen = {(line["p"], line["o"]) for line in run.lines() if "p" in line}
     missing = {(p, o) for p, end in ends.items() for o in range(end)} - seen
     assert not missing, f"{len(missing)} records never processed, e.g. {sorted(missing)[:10]}"
-    assert await committed(kafka_bootstrap, group, source) == ends
+    assert await committed_offsets(kafka_bootstrap, group, source, (0, 1)) == ends
     # and the race did happen: the guard withheld records fetched before a seek at least once
     if env["GUARD_SCHEME"] == SCHEME:
         [summary] = [line for line in run.lines() if "seeks" in line]
