@@ -23,13 +23,14 @@ Names = Callable[[str], str]
 
 FAILING_APP = """
 import json, os, sys
+from functools import partial
 from pathlib import Path
 
 import faust
 from prometheus_client import CollectorRegistry, Counter
 
 from app.core.runtime import fetchguard
-from app.core.runtime.worker import handled
+from app.core.runtime.worker import abandon_batches, handled, retry_pause
 
 fetchguard.install()
 out = Path(os.environ["COMPAT_OUT"])
@@ -48,6 +49,10 @@ app = faust.App(
 source = app.topic(os.environ["COMPAT_SOURCE"], key_serializer="raw", value_serializer="raw")
 retries = Counter("retries", "batch retries", ["stage"], registry=CollectorRegistry())
 failures = 0
+
+
+async def pause(seconds):  # the runtime's own pause, at a tenth of its waits so the test is quick
+    await retry_pause(app, seconds / 10)
 
 
 def note(line):
@@ -70,7 +75,7 @@ async def handle(events):
 async def agent(stream):
     async for events in stream.take_events(20, within=0.05):
         if guarded:
-            await handled("test", list(events), handle, retries, lambda _: app.sleep(0.05), lambda: app.should_stop)
+            await handled("test", list(events), handle, retries, pause, partial(abandon_batches, app))
         else:
             await handle(list(events))
 

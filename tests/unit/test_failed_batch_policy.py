@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
-from app.core.runtime.worker import RETRY_MAX_SECONDS, handled
+from app.core.runtime.worker import RETRY_MAX_SECONDS, abandon_batches, handled, retry_pause
 
 
 def events(n: int) -> list[Any]:
@@ -80,3 +80,28 @@ def test_a_cancelled_attempt_is_withheld_and_the_cancellation_goes_on() -> None:
         return batch
 
     assert all(e.message.acked for e in asyncio.run(run()))
+
+
+class FakeApp:
+    """What :func:`retry_pause` reads of a Faust app: its stop, its consumer's flow, its stop-aware sleep."""
+
+    def __init__(self) -> None:
+        self.should_stop = False
+        self.consumer = SimpleNamespace(flow_active=True)
+        self.slept: list[float] = []
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        if len(self.slept) == 3:
+            self.consumer.flow_active = False  # a rebalance stops the flow to revoke partitions
+
+
+def test_the_pause_between_retries_ends_when_a_rebalance_stops_the_flow() -> None:
+    """Faust's revocation waits for the batches in flight: a failing batch must let go within a slice, not after
+    its whole 30 s wait, or the worker misses the rebalance and is put out of the group."""
+    app = FakeApp()
+    asyncio.run(retry_pause(app, 30.0))
+    assert app.slept == [0.25, 0.25, 0.25]
+    assert abandon_batches(app)
+    app.consumer.flow_active, app.should_stop = True, True
+    assert abandon_batches(app)

@@ -24,6 +24,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, cast
 
 import faust
@@ -57,9 +58,10 @@ async def handled(
     handle: Callable[[list[Any]], Awaitable[None]],
     retries: Counter,
     sleep: Callable[[float], Awaitable[Any]],
-    stopping: Callable[[], bool],
+    abandon: Callable[[], bool],
 ) -> None:
-    """Run ``handle(events)`` until it succeeds, or until the worker stops: then the events are withheld.
+    """Run ``handle(events)`` until it succeeds, or until the worker stops or hands its partitions back: then the
+    events are withheld.
 
     A record's own faults never get here: the engine dead-letters them. What does is the machinery failing under
     a whole batch (a producer send refused, a store write), and Faust's ``take_events`` acknowledges a batch when
@@ -69,9 +71,12 @@ async def handled(
     to keep their order. The sends of a failed attempt may go out again: at-least-once, deduplicated downstream
     like any redelivery.
 
-    ``sleep`` must return early when the worker stops (the app's own ``sleep`` does) and ``stopping`` say that it
-    did: Faust's stop waits for every batch in flight to be acknowledged, so a batch still failing is given up,
-    :func:`withhold`-en, and left for the next owner of its partitions. A cancelled attempt is withheld the same.
+    ``sleep`` must return early once ``abandon()`` is true, and ``abandon`` say that the worker stops or its
+    partitions are being revoked (:func:`retry_pause` and :func:`abandon_batches`). Faust's stop
+    and its revocation both wait for every batch in flight to be acknowledged, so a batch still failing then is
+    given up, :func:`withhold`-en, and left to the partition's next owner (this worker again, if it keeps the
+    partition: after a rebalance the stream starts over from the committed offset). A cancelled attempt is withheld
+    the same way.
     """
     delay = RETRY_FIRST_SECONDS
     try:
@@ -95,10 +100,10 @@ async def handled(
                     exc_info=delay == RETRY_FIRST_SECONDS,  # the traceback once, not every 30 s
                 )
                 await sleep(delay)
-                if stopping():
+                if abandon():
                     log.warning(
-                        "batch given up stage=%s records=%d from=%s[%s]@%s: the worker stops; not committed, "
-                        "the partition's next owner processes it",
+                        "batch given up stage=%s records=%d from=%s[%s]@%s: the worker stops or hands its "
+                        "partitions back; not committed, the partition's next owner processes it",
                         stage,
                         len(events),
                         first.topic,
@@ -111,6 +116,19 @@ async def handled(
     except BaseException:
         withhold(events)
         raise
+
+
+def abandon_batches(app: Any) -> bool:
+    """True when a batch still failing must be given up: ``app`` stops, or a rebalance stopped its flow to revoke
+    partitions (both wait for the batches in flight to be acknowledged)."""
+    return bool(app.should_stop or not app.consumer.flow_active)
+
+
+async def retry_pause(app: Any, seconds: float) -> None:
+    """Wait ``seconds`` before a failed batch is tried again, ending early once :func:`abandon_batches`."""
+    deadline = time.monotonic() + seconds
+    while not abandon_batches(app) and (left := deadline - time.monotonic()) > 0:
+        await app.sleep(min(left, 0.25))
 
 
 def withhold(events: Iterable[Any]) -> None:
@@ -424,16 +442,14 @@ class Runtime:
         """One Faust agent on ``source`` handing ``handle`` micro-batches: up to ``BATCH_MAX`` events, or what
         arrived within ``BATCH_WAIT_SECONDS``. Faust acks a batch's events when the loop asks for the next batch,
         after ``handle`` returned, so offsets commit past a batch only once it has been handled; a batch whose
-        handling fails is retried, or withheld from the commit if the worker stops first (:func:`handled`)."""
+        handling fails is retried, or withheld from the commit if the worker stops or hands its partitions back
+        first (:func:`handled`)."""
 
-        def stopping() -> bool:
-            return bool(self.app.should_stop)
+        pause, abandon = partial(retry_pause, self.app), partial(abandon_batches, self.app)
 
         async def agent(stream: Any) -> None:
             async for events in stream.take_events(BATCH_MAX, within=BATCH_WAIT_SECONDS):
-                await handled(
-                    name, list(events), handle, self.metrics.batch_retries, self.app.sleep, stopping
-                )
+                await handled(name, list(events), handle, self.metrics.batch_retries, pause, abandon)
 
         self.app.agent(source, name=name)(agent)
 
