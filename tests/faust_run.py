@@ -30,13 +30,13 @@ class FaustRun:
             )
 
     @classmethod
-    def launch(cls, app_source: str, tmp_path: Path, env: dict[str, str]) -> FaustRun:
+    def launch(cls, app_source: str, tmp_path: Path, env: dict[str, str], name: str = "faust") -> FaustRun:
         """Write ``app_source`` to ``tmp_path`` and run it there, importing this project, writing its lines to
-        ``tmp_path/out.jsonl`` and its log to ``tmp_path/faust.log``."""
-        script = tmp_path / "faust_app.py"
+        ``<name>.jsonl`` and its log to ``<name>.log`` beside it (a second worker of a test takes another name)."""
+        script = tmp_path / f"{name}_app.py"
         script.write_text(app_source)
-        env = {"COMPAT_OUT": str(tmp_path / "out.jsonl"), "PYTHONPATH": str(ROOT), **env}
-        return cls(script, env, tmp_path / "faust.log", cwd=tmp_path)
+        env = {"COMPAT_OUT": str(tmp_path / f"{name}.jsonl"), "PYTHONPATH": str(ROOT), **env}
+        return cls(script, env, tmp_path / f"{name}.log", cwd=tmp_path)
 
     def lines(self) -> list[dict[str, Any]]:
         """What the agent wrote so far; fails fast if the worker died instead of waiting out the timeout."""
