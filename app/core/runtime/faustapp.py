@@ -43,6 +43,7 @@ def build_faust_app(settings: Settings) -> faust.App:
     datadir = settings.data_dir / settings.app_id / worker_id(settings)
     datadir.mkdir(parents=True, exist_ok=True)
     fetchguard.install()
+    producer = settings.producer_options()  # what every producer of the worker is given, Faust's too
     brokers = [f"{fetchguard.SCHEME}://{b.strip()}" for b in settings.broker.split(",") if b.strip()]
     app = faust.App(
         settings.app_id,
@@ -56,8 +57,8 @@ def build_faust_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         producer_linger=PRODUCER_LINGER_SECONDS,
-        producer_compression_type=settings.producer_options()["compression_type"],
-        producer_max_request_size=settings.max_record_bytes,
+        producer_compression_type=producer["compression_type"],
+        producer_max_request_size=producer["max_request_size"],
         web_host=settings.web_host,
         web_bind=settings.web_host,
         web_port=settings.web_port,

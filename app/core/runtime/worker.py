@@ -86,14 +86,11 @@ async def handled(
                 return
             except Exception as exc:
                 first = events[0].message
+                batch = f"stage={stage} records={len(events)} from={first.topic}[{first.partition}]@{first.offset}"
                 retries.labels(stage).inc()
                 log.error(
-                    "batch failed stage=%s records=%d from=%s[%s]@%s error=%s: %s; retrying in %.1f s",
-                    stage,
-                    len(events),
-                    first.topic,
-                    first.partition,
-                    first.offset,
+                    "batch failed %s error=%s: %s; retrying in %.1f s",
+                    batch,
                     type(exc).__name__,
                     exc,
                     delay,
@@ -102,13 +99,9 @@ async def handled(
                 await sleep(delay)
                 if abandon():
                     log.warning(
-                        "batch given up stage=%s records=%d from=%s[%s]@%s: the worker stops or hands its "
-                        "partitions back; not committed, the partition's next owner processes it",
-                        stage,
-                        len(events),
-                        first.topic,
-                        first.partition,
-                        first.offset,
+                        "batch given up %s: the worker stops or hands its partitions back; not committed, the "
+                        "partition's next owner processes it",
+                        batch,
                     )
                     withhold(events)
                     return
