@@ -132,7 +132,9 @@ def test_peer_outputs_add_up_to_what_the_rules_say(
     outputs = only["peer_outputs"]
     assert result["peer_skipped"] is None
     assert result["peer_eps"] > 0
-    assert result["ratio_peer"] == round(result["pipeline_eps"] / result["peer_eps"], 3)
+    # the ratio is taken before the rates are rounded to 0.1 ev/s for the report, so recomputing it from the
+    # rounded rates can land one step of the third decimal away (CI once saw 0.155 against 0.154)
+    assert result["ratio_peer"] == pytest.approx(result["pipeline_eps"] / result["peer_eps"], abs=1e-3)
     assert not rekeyed & set(outputs), "group_by replaces the re-keyed feeds: Q never writes them"
     assert {t: outputs.get(t, 0) for t in expected if t not in rekeyed} == {
         t: k for t, k in expected.items() if t not in rekeyed
