@@ -4,17 +4,23 @@ A dead-letter record is the original record, untouched (value bytes, key, header
 ARCHITECTURE.md. Replay sends it back to ``switchyard.source.topic`` with the error headers removed and
 ``switchyard.replay.count`` incremented; a record already replayed ``max_replays`` times is refused, so a record
 that keeps failing cannot loop forever.
+
+A dead letter must fit the producer's record limit like any record: a raw record just under the broker's own limit
+plus the error headers may not. Such a dead letter leaves out the value (then, if need be, the original headers and
+the key) and says so in ``switchyard.error.omitted`` (:func:`fitted`); the record itself stays at its source
+position until that topic's retention removes it. Sending it whole would fail its batch, and every retry with it.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
 from app import __version__
 from app.core.clock import iso
 from app.core.errors import RecordError
-from app.core.records import Headers, RawRecord
+from app.core.records import Headers, RawRecord, record_size
 
 ERROR_PREFIX = "switchyard.error."
 STAGE = "switchyard.error.stage"
@@ -31,6 +37,9 @@ REPLAY_COUNT = "switchyard.replay.count"
 #: backend. Under the error prefix, so a replay drops it (the replayed record continues the trace through the
 #: ``traceparent`` it keeps).
 TRACE_ID = "switchyard.error.trace-id"
+#: What a dead letter left out to fit the record limit, with the bytes each part had: ``value:1040000`` or
+#: ``value:1040000,headers:20000,key:9000``. Absent when the dead letter is whole. Replay refuses such a dead letter.
+OMITTED = "switchyard.error.omitted"
 
 DLQ_HEADERS = (
     STAGE,
@@ -44,6 +53,8 @@ DLQ_HEADERS = (
     APP_VERSION,
 )
 _MAX_MESSAGE = 500
+
+log = logging.getLogger("switchyard.deadletter")
 
 
 def error_headers(raw: RawRecord, err: RecordError, now: datetime) -> Headers:
@@ -67,6 +78,39 @@ def deadletter_headers(raw: RawRecord, err: RecordError, now: datetime, trace: H
     if not trace:
         return headers
     return (*headers, *trace, (TRACE_ID, trace_id_of(trace).encode()))
+
+
+def fitted(raw: RawRecord, headers: Headers, limit: int | None) -> tuple[bytes | None, bytes | None, Headers]:
+    """The key, value and headers of ``raw``'s dead letter (``headers`` from :func:`deadletter_headers`), within
+    ``limit`` bytes (:func:`~app.core.records.record_size`; no limit when ``None``). Over it, the dead letter leaves
+    out the value, then the original headers, then the key, until it fits, and names what it left out in
+    :data:`OMITTED`. The error headers always stay: they say what failed and where the record is."""
+    key, value = raw.key, raw.value
+    if limit is None or record_size(key, value, headers) <= limit:
+        return key, value, headers
+    left_out = {"value": len(value or b"")}
+    added = headers[len(raw.headers) :]
+
+    def noted(kept: Headers) -> Headers:
+        return (*kept, (OMITTED, ",".join(f"{part}:{n}" for part, n in left_out.items()).encode()))
+
+    if record_size(key, None, noted(headers)) > limit:
+        left_out["headers"] = sum(len(k.encode()) + len(v) for k, v in raw.headers)
+        headers = added
+        if record_size(key, None, noted(headers)) > limit:
+            left_out["key"] = len(key or b"")
+            key = None
+    headers = noted(headers)
+    log.warning(
+        "dead letter leaves out %s (bytes) to fit the %s-byte record limit (SWITCHYARD_MAX_RECORD_BYTES); "
+        "the record stays at source=%s[%s]@%s until retention",
+        headers[-1][1].decode(),
+        limit,
+        raw.topic,
+        raw.partition,
+        raw.offset,
+    )
+    return key, None, headers
 
 
 def trace_id_of(headers: Headers) -> str:
@@ -100,6 +144,11 @@ class DeadLetter:
         except ValueError:
             return 0
 
+    @property
+    def omitted(self) -> str:
+        """What the dead letter left out to fit the record limit (:data:`OMITTED`), or ``""``."""
+        return self.get(OMITTED)
+
     def replay_headers(self) -> Headers:
         """Original headers without error headers or old replay counts, plus the incremented replay count."""
         kept = tuple(
@@ -122,6 +171,7 @@ class DeadLetter:
             "failed_at": self.get(FAILED_AT),
             "replays": self.replays,
             "trace_id": self.trace_id,
+            "omitted": self.omitted,
         }
 
     @property

@@ -32,10 +32,19 @@ from typing import Any
 import orjson
 
 from app.core.codecs import encode_json
-from app.core.deadletter import deadletter_headers
+from app.core.deadletter import deadletter_headers, fitted
 from app.core.errors import EnrichError, OutputTooLarge, RecordError, detached
 from app.core.metrics import Metrics
-from app.core.records import DomainRules, Emit, Folded, Headers, Processed, RawRecord, TableRule
+from app.core.records import (
+    DomainRules,
+    Emit,
+    Folded,
+    Headers,
+    Processed,
+    RawRecord,
+    TableRule,
+    record_size,
+)
 
 log = logging.getLogger("switchyard.engine")
 
@@ -59,22 +68,6 @@ def encoded(emit: Emit) -> Emit:
     no encoder writes dead-letters its record instead of stopping the driver (or aborting a transaction forever)."""
     key = emit.key.encode() if isinstance(emit.key, str) else emit.key
     return Emit(emit.topic, key, encode_value(emit.value), emit.headers)
-
-
-#: Kafka's framing of one record at its largest (record batch format v2): the header of a batch it may travel in
-#: alone, then the varints of its length, attributes, timestamp and offset deltas, key and value lengths and header
-#: count. Each header adds the two varints of its key's and value's lengths.
-RECORD_FRAMING = 61 + 5 + 1 + 10 + 5 + 5 + 5 + 5
-HEADER_FRAMING = 10
-
-
-def record_size(key: str | bytes | None, value: bytes | None, headers: Headers = ()) -> int:
-    """An upper bound of what one record costs against a producer's ``max_request_size``."""
-    raw_key = key.encode() if isinstance(key, str) else key
-    size = RECORD_FRAMING + len(raw_key or b"") + len(value or b"")
-    for name, header in headers:
-        size += HEADER_FRAMING + len(name.encode()) + len(header)
-    return size
 
 
 def latest_per_key(emits: list[Emit], compacted: Container[str]) -> list[Emit]:
@@ -180,10 +173,11 @@ class Engine:
         self, step: Step, domain: str, raw: RawRecord, err: RecordError, now: datetime, trace: Headers = ()
     ) -> None:
         """Book ``raw`` as a dead letter of ``domain``: the record untouched plus the error headers (and, traced,
-        the trace headers of the span that rejected it)."""
+        the trace headers of the span that rejected it); within the record limit (:func:`fitted`)."""
         step.rejected.append(Rejected(raw, detached(err)))
         headers = deadletter_headers(raw, err, now, trace)
-        step.emits.append(Emit(self._deadletter_topic(domain), raw.key, raw.value, headers))
+        key, value, headers = fitted(raw, headers, self._max_record_bytes)
+        step.emits.append(Emit(self._deadletter_topic(domain), key, value, headers))
 
     def stage_one(
         self,

@@ -24,6 +24,22 @@ Headers = tuple[tuple[str, bytes], ...]
 EVENT_TYPE_HEADER = "switchyard.event-type"
 
 
+#: Kafka's framing of one record at its largest (record batch format v2): the header of a batch it may travel in
+#: alone, then the varints of its length, attributes, timestamp and offset deltas, key and value lengths and header
+#: count. Each header adds the two varints of its key's and value's lengths.
+RECORD_FRAMING = 61 + 5 + 1 + 10 + 5 + 5 + 5 + 5
+HEADER_FRAMING = 10
+
+
+def record_size(key: str | bytes | None, value: bytes | None, headers: Headers = ()) -> int:
+    """An upper bound of what one record costs against a producer's ``max_request_size``."""
+    raw_key = key.encode() if isinstance(key, str) else key
+    size = RECORD_FRAMING + len(raw_key or b"") + len(value or b"")
+    for name, header in headers:
+        size += HEADER_FRAMING + len(name.encode()) + len(header)
+    return size
+
+
 def normalize_headers(headers: Any) -> Headers:
     """Kafka headers as a client hands them over (a list of pairs, a dict, ``None``) -> :data:`Headers`."""
     if not headers:

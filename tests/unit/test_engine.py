@@ -11,11 +11,11 @@ import pytest
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from prometheus_client import CollectorRegistry
 
-from app.core.deadletter import CODE, SOURCE_OFFSET, STAGE
-from app.core.engine import Accounting, Engine, Step, record_size
+from app.core.deadletter import CODE, OMITTED, SOURCE_OFFSET, STAGE, deadletter_headers, fitted
+from app.core.engine import Accounting, Engine, Step
 from app.core.errors import ValidationFailed
 from app.core.metrics import Metrics
-from app.core.records import DomainRules, Emit, Folded, Processed, RawRecord, TableRule
+from app.core.records import DomainRules, Emit, Folded, Processed, RawRecord, TableRule, record_size
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 
@@ -280,6 +280,44 @@ def test_an_output_or_state_over_the_record_limit_dead_letters_its_record_alone(
     ]
     assert len(orjson.loads(fold.writes[b"k"].value or b"{}")["items"]) == 2  # the last state that fits
     assert [orjson.loads(e.value) for e in fold.emits if e.topic == "d.snap"] == [{"count": 1}, {"count": 2}]
+
+
+def test_a_dead_letter_over_the_record_limit_leaves_out_its_value_and_says_so() -> None:
+    """A raw record just under the broker's limit plus the error headers would fail its batch at the producer for
+    good; its dead letter keeps the key, the original and the error headers, and names what it left out."""
+    limit = 2_000
+    engine = Engine(dl_topic, max_record_bytes=limit)
+    big = RawRecord(
+        orjson.dumps({"id": "b", "bad": True, "pad": "x" * 1_800}), b"k", (("h", b"1"),), "d.raw", 0, 7
+    )
+    assert record_size(big.key, big.value, big.headers) <= limit  # the broker and the producer took it
+    step = engine.stage_one(RULES, [rec(6, {"id": "a", "bad": True}), big], lambda raw, event_id: False, NOW)
+    small, dead = step.emits
+    assert small.value is not None and OMITTED not in dict(small.headers)
+    assert (dead.topic, dead.key, dead.value) == ("d.deadletter", b"k", None)
+    assert dead.headers[0] == ("h", b"1")
+    assert dict(dead.headers)[OMITTED] == f"value:{len(big.value or b'')}".encode()
+    assert dict(dead.headers)[CODE] == b"SCHEMA-TYPE" and dict(dead.headers)[SOURCE_OFFSET] == b"7"
+    assert record_size(dead.key, dead.value, dead.headers) <= limit
+
+
+def test_a_dead_letter_leaves_out_headers_then_the_key_only_when_the_value_was_not_enough() -> None:
+    err = ValidationFailed("n must be a number", code="SCHEMA-TYPE", path="/n")
+    raw = RawRecord(b"v" * 100, b"k" * 300, (("h", b"x" * 300),), "d.raw", 0, 1)
+    headers = deadletter_headers(raw, err, NOW)
+    errors_only = headers[1:]
+
+    def size(limit: int) -> tuple[bytes | None, bytes | None, tuple[tuple[str, bytes], ...]]:
+        return fitted(raw, headers, limit)
+
+    whole = record_size(raw.key, raw.value, headers)
+    assert size(whole) == (raw.key, raw.value, headers)
+    assert size(whole - 1)[1] is None and dict(size(whole - 1)[2])[OMITTED] == b"value:100"
+    no_headers = size(whole - 150)
+    assert no_headers[0] == raw.key and no_headers[2][:-1] == errors_only
+    assert no_headers[2][-1] == (OMITTED, b"value:100,headers:301")
+    bare = size(whole - 500)
+    assert bare == (None, None, (*errors_only, (OMITTED, b"value:100,headers:301,key:300")))
 
 
 @pytest.mark.parametrize("key_len", [0, 1, 127, 128, 20_000])

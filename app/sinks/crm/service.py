@@ -22,7 +22,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import ValidationError as PydanticValidationError
 
-from app.core.deadletter import deadletter_headers
+from app.core.deadletter import deadletter_headers, fitted
 from app.core.errors import DecodeError, RecordError, SinkRefused, detached
 from app.core.kafka import group_lag, raw_of
 from app.core.records import RawRecord
@@ -195,9 +195,10 @@ class CrmSinkService:
         spans: RecordSpans | None = None,
     ) -> Any:
         trace = spans.carry_of(raw) if spans is not None else ()
-        headers = list(deadletter_headers(raw, err, self.rt.clock(), trace))
+        headers = deadletter_headers(raw, err, self.rt.clock(), trace)
         if status is not None:
-            headers.append((STATUS_HEADER, str(status).encode()))
+            headers = (*headers, (STATUS_HEADER, str(status).encode()))
+        key, value, headers = fitted(raw, headers, self.rt.settings.max_record_bytes)
         self.rt.metrics.events_rejected.labels("crm", err.stage, err.code).inc()
         self.rt.metrics.dlq_writes.labels("crm.deadletter").inc()
         log.warning(
@@ -209,4 +210,4 @@ class CrmSinkService:
             raw.partition,
             raw.offset,
         )
-        return await producer.send(self.dlq, raw.value, key=raw.key, headers=headers)
+        return await producer.send(self.dlq, value, key=key, headers=list(headers))
