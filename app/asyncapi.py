@@ -57,6 +57,8 @@ _DLQ_HEADER_DOCS = {
     dl.APP_VERSION: "Switchyard version that dead-lettered it",
     dl.REPLAY_COUNT: "times `switchyard dlq replay` sent it back (on records replayed at least once)",
     dl.TRACE_ID: "trace id of the span that dead-lettered it (when the worker traces; design note 14)",
+    dl.OMITTED: "what the dead letter left out to fit SWITCHYARD_MAX_RECORD_BYTES, with each part's bytes, e.g. "
+    "value:1040000 (only then; the record itself stays at its source position)",
 }
 
 #: W3C trace context, on every record the worker writes when tracing is on, and continued from every record it
@@ -69,7 +71,8 @@ _TRACE_HEADER_DOCS = {
 _DEADLETTER_VALUE = (
     "No schema: the original record's value, byte for byte, as it was on the topic named by header "
     f"{dl.SOURCE_TOPIC} (the domain's raw topic, or a table feed when a fold rejected it). It is often the very "
-    "record that failed its schema, so nothing about its shape is promised."
+    "record that failed its schema, so nothing about its shape is promised. No value at all when header "
+    f"{dl.OMITTED} says the value was left out to fit the record limit."
 )
 _AVRO_FRAMING = (
     "Avro single-object encoding (C3 01, the schema's 8-byte CRC-64-AVRO fingerprint, the binary body); with "

@@ -324,8 +324,10 @@ def dlq_replay(
     """Send matching dead letters back to their source topic (bytes, key, headers as received).
 
     Each replay adds 1 to header switchyard.replay.count; a record already replayed SWITCHYARD_DLQ_MAX_REPLAYS times
-    is refused, so a record that keeps failing cannot loop. Replay remembers (consumer group
-    <app_id>-dlq-replay) what it already went through: run it again and only new dead letters are considered.
+    is refused, so a record that keeps failing cannot loop. A dead letter that left out its value to fit the record
+    limit (header switchyard.error.omitted, "omitted" in `dlq list`) is refused too: it has nothing to send, and the
+    record sits at the source position `dlq list` shows. Replay remembers (consumer group <app_id>-dlq-replay)
+    what it already went through: run it again and only new dead letters are considered.
     """
     settings = _settings()
     _require_broker(settings)
@@ -348,7 +350,13 @@ async def _replay(
     from app.core.deadletter import SOURCE_TOPIC
     from app.core.kafka import producer
 
-    counts = {"considered": 0, "replayed": 0, "refused_replay_limit": 0, "filtered_out": 0}
+    counts = {
+        "considered": 0,
+        "replayed": 0,
+        "refused_replay_limit": 0,
+        "refused_value_omitted": 0,
+        "filtered_out": 0,
+    }
     prod = producer(settings)
     await prod.start()
     try:
@@ -365,6 +373,9 @@ async def _replay(
                         continue
                     if dl.replays >= settings.dlq_max_replays:
                         counts["refused_replay_limit"] += 1
+                        continue
+                    if dl.omitted:
+                        counts["refused_value_omitted"] += 1
                         continue
                     counts["replayed"] += 1
                     if not dry_run:

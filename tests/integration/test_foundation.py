@@ -118,9 +118,65 @@ def test_replay_moves_dead_letters_back_and_the_counter_stops_a_loop(deployment:
     assert headers_of(raw[-1])[dl.REPLAY_COUNT] == b"2"
 
     refused = json.loads(deployment.cli("dlq", "replay").stdout)  # third time: at the limit of 2
-    assert refused == {"considered": 1, "replayed": 0, "refused_replay_limit": 1, "filtered_out": 0}
+    assert refused == {
+        "considered": 1,
+        "replayed": 0,
+        "refused_replay_limit": 1,
+        "refused_value_omitted": 0,
+        "filtered_out": 0,
+    }
     assert len(read_all(s, "testdomain.raw")) == 3
 
     listed = deployment.cli("dlq", "list", "--code", "SCHEMA-MINIMUM").stdout.decode().splitlines()
     assert len(listed) == 3 and all(json.loads(line)["path"] == "/n" for line in listed)
     assert w.metric("switchyard_events_rejected_total", domain="testdomain") == 3
+
+
+def test_a_dead_letter_too_big_to_send_whole_leaves_its_value_out_and_is_not_replayed(
+    deployment: Deployment,
+) -> None:
+    """A record the broker took, whose dead letter (the record plus the error headers) would be over the worker's
+    record limit: sent whole, the producer would refuse it and its batch for good. Its dead letter leaves the
+    value out and says so; the record behind it is dead-lettered whole and replays."""
+    w = deployment.worker(SWITCHYARD_MAX_RECORD_BYTES="65536").start()
+    s = deployment.settings
+    big = json.dumps({"id": "big", "n": -1, "pad": "x" * 70_000}).encode()
+    produce(
+        s,
+        "testdomain.raw",
+        [(b"big", big, [("trace", b"keep-me")]), (b"small", b'{"id": "small", "n": -1}', [])],
+    )
+
+    def both_dead() -> list[Any] | None:
+        dead = read_all(s, "testdomain.deadletter")
+        return dead if {r.key for r in dead} == {b"big", b"small"} else None
+
+    dead = wait_until(both_dead, what="both records dead-lettered")
+    assert len(dead) == 2
+    whole = {r.key: r for r in dead}
+    assert whole[b"big"].value is None and whole[b"small"].value == b'{"id": "small", "n": -1}'
+    assert headers_of(whole[b"big"])[dl.OMITTED] == f"value:{len(big)}".encode()
+    assert headers_of(whole[b"big"])["trace"] == b"keep-me"  # the original headers fit, so they stay
+    assert dl.OMITTED not in headers_of(whole[b"small"])
+
+    listed = [json.loads(line) for line in deployment.cli("dlq", "list").stdout.decode().splitlines()]
+    assert sorted((x["code"], x["omitted"]) for x in listed) == [
+        ("SCHEMA-MINIMUM", ""),
+        ("SCHEMA-MINIMUM", f"value:{len(big)}"),
+    ]
+    (omitted,) = (x for x in listed if x["omitted"])
+    assert omitted["source"].endswith("@0") and ".testdomain.raw[" in omitted["source"]
+
+    summary = json.loads(deployment.cli("dlq", "replay").stdout)
+    assert summary == {
+        "considered": 2,
+        "replayed": 1,
+        "refused_replay_limit": 0,
+        "refused_value_omitted": 1,
+        "filtered_out": 0,
+    }
+    raw = wait_until(
+        lambda: len(r := read_all(s, "testdomain.raw")) == 3 and r, what="the small one replayed"
+    )
+    assert [r.key for r in raw].count(b"small") == 2
+    assert w.proc is not None and w.proc.poll() is None
