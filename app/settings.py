@@ -132,8 +132,8 @@ class Settings(BaseSettings):
         ge=64 * 1024,
         description="the largest record the worker produces (key, value and headers, with Kafka's framing): an "
         "output or table state over it dead-letters its record as OUTPUT-TOO-LARGE, where the producer would "
-        "refuse the whole batch; a dead letter over it leaves out the record's value (header switchyard.error.omitted). "
-        "Faust's default; keep it at or under the broker's message.max.bytes",
+        "refuse the whole batch; a dead letter over it leaves out the record's value (header "
+        "switchyard.error.omitted). Faust's default; keep it at or under the broker's message.max.bytes",
     )
 
     def producer_options(self) -> dict[str, Any]:

@@ -2,8 +2,9 @@
 writes) must dead-letter that one record as ``INTERNAL-ERROR`` and let the stream go on, on the at-least-once
 path and on the exactly-once one; so must an output bigger than the producer would send (``OUTPUT-TOO-LARGE``),
 which used to fail the whole batch at the producer; so must a raw record so big that its dead letter (the record
-plus the error headers) would be over that limit: the dead letter leaves its value out. Before the runtime encoded inside its error handling, the first stopped the
-agent and the second aborted and retried the same transaction forever, so nothing behind the bad record moved.
+plus the error headers) would be over that limit: the dead letter leaves its value out. Before the runtime
+encoded inside its error handling, the first stopped the agent and the second aborted and retried the same
+transaction forever, so nothing behind the bad record moved.
 """
 
 from __future__ import annotations
